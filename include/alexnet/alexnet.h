@@ -1,0 +1,327 @@
+/*
+ * libalexnet — AlexNet inference (and, later, training) as an embeddable C library.
+ *
+ * The whole public ABI lives in this header. Rules that keep it stable (see docs/ABI.md):
+ *  - handles are opaque; options and info structs begin with `struct_size` and only ever grow at the end;
+ *  - every enum value is pinned; nothing is removed or reordered within a major version;
+ *  - every function returns an alexnet_status (or a plain value that cannot fail) and leaves its outputs
+ *    untouched on failure; alexnet_last_error() gives the detail of this thread's last failure;
+ *  - the library never prints, aborts or exits, and starts no thread of its own in this version.
+ *
+ * Threading: a model is immutable once created and may be shared by any number of threads; a context is
+ * used by one thread at a time. All functions are reentrant.
+ */
+#ifndef ALEXNET_ALEXNET_H
+#define ALEXNET_ALEXNET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- export ------------------------------------------------------------------------------------------ */
+#if defined(_WIN32)
+#  if defined(ALEXNET_BUILDING_SHARED)
+#    define ALEXNET_API __declspec(dllexport)
+#  else
+#    define ALEXNET_API
+#  endif
+#elif defined(__GNUC__) && __GNUC__ >= 4
+#  define ALEXNET_API __attribute__((visibility("default")))
+#else
+#  define ALEXNET_API
+#endif
+
+/* ---- version ----------------------------------------------------------------------------------------- */
+#define ALEXNET_VERSION_MAJOR 0
+#define ALEXNET_VERSION_MINOR 1
+#define ALEXNET_VERSION_PATCH 0
+#define ALEXNET_VERSION_NUMBER (ALEXNET_VERSION_MAJOR * 10000 + ALEXNET_VERSION_MINOR * 100 + ALEXNET_VERSION_PATCH)
+#define ALEXNET_VERSION_STRING "0.1.0"
+
+/* The version of the library actually loaded (compare with ALEXNET_VERSION_NUMBER you compiled against). */
+ALEXNET_API unsigned alexnet_version_number(void);
+ALEXNET_API const char *alexnet_version_string(void);
+
+/* ---- status: values are pinned forever ------------------------------------------------------------- */
+typedef enum alexnet_status {
+    ALEXNET_OK = 0,
+    ALEXNET_E_INVALID_ARGUMENT = 1, /* NULL pointer, value out of range, inconsistent options */
+    ALEXNET_E_OUT_OF_MEMORY = 2,    /* the allocator returned NULL */
+    ALEXNET_E_IO = 3,               /* a file could not be opened, read or written */
+    ALEXNET_E_FORMAT = 4,           /* a file or buffer is malformed */
+    ALEXNET_E_SHAPE = 5,            /* tensors or buffers do not fit the model */
+    ALEXNET_E_UNSUPPORTED = 6,      /* a feature or dtype is not available here */
+    ALEXNET_E_BACKEND = 7,          /* a backend or device failed */
+    ALEXNET_E_STATE = 8,            /* call out of order (e.g. reading a layer before any inference) */
+    ALEXNET_E_NOT_FOUND = 9         /* unknown backend, layer or tensor name */
+} alexnet_status;
+
+/* Constant text for a status ("invalid argument", ...); never NULL. */
+ALEXNET_API const char *alexnet_status_string(alexnet_status status);
+/* Detail of the calling thread's last failure ("conv2.weight: file has [256,48,5,5], model expects
+ * [256,96,5,5]"), or "" if none. Valid until the thread's next call into the library. */
+ALEXNET_API const char *alexnet_last_error(void);
+
+/* ---- allocator: every host allocation the library makes goes through it ---------------------------- */
+typedef struct alexnet_allocator {
+    /* Return size bytes aligned to `alignment` (a power of two, at most 4096), or NULL on failure. */
+    void *(*alloc)(void *user, size_t size, size_t alignment);
+    /* Release a block from alloc; size is the size it was allocated with. ptr is never NULL. */
+    void (*free)(void *user, void *ptr, size_t size);
+    void *user;
+} alexnet_allocator; /* all-NULL = the default aligned allocator (posix_memalign/free) */
+
+/* ---- the network as data ------------------------------------------------------------------------------ */
+typedef enum alexnet_variant {
+    ALEXNET_VARIANT_CUSTOM = 0,      /* a configuration filled in by the caller */
+    ALEXNET_VARIANT_ONE_TOWER = 1,   /* the classic article's net, 227 input, 62,378,344 parameters */
+    ALEXNET_VARIANT_PAPER_2012 = 2,  /* two towers as groups=2, LRN; Caffe's bvlc_alexnet; 60,965,224 */
+    ALEXNET_VARIANT_TORCHVISION = 3  /* torchvision.models.alexnet, 224 input (any >= 63); 61,100,840 */
+} alexnet_variant;
+
+/* How LRN's alpha is applied: b = a / (k + alpha' * sum(a^2))^beta over `size` neighbouring channels. */
+typedef enum alexnet_lrn_alpha_scaling {
+    ALEXNET_LRN_ALPHA_OVER_SIZE = 0, /* alpha' = alpha / size: Caffe, ONNX, PyTorch (k = 1 there) */
+    ALEXNET_LRN_ALPHA_ABSOLUTE = 1   /* alpha' = alpha: the 2012 paper's formula (k = 2 there) */
+} alexnet_lrn_alpha_scaling;
+
+/* Where the hidden fully connected layers' dropout sits (it matters for training only). */
+typedef enum alexnet_dropout_placement {
+    ALEXNET_DROPOUT_BEFORE_HIDDEN_FC = 0, /* on the input of each hidden FC layer (torchvision) */
+    ALEXNET_DROPOUT_AFTER_HIDDEN_FC = 1   /* on the output of each hidden FC layer, after ReLU (Caffe) */
+} alexnet_dropout_placement;
+
+#define ALEXNET_MAX_CONV_LAYERS 8
+#define ALEXNET_MAX_HIDDEN_FC_LAYERS 4
+
+typedef struct alexnet_conv_layer_config {
+    uint32_t out_channels;
+    uint32_t kernel_size; /* square kernels */
+    uint32_t stride;
+    uint32_t padding;     /* zero padding on every side */
+    uint32_t groups;      /* 1, or 2 for the paper's two towers; divides both channel counts */
+    uint32_t lrn;         /* nonzero: local response normalisation after this layer's ReLU */
+    uint32_t max_pool;    /* nonzero: max pooling (pool_kernel/pool_stride) after ReLU (and LRN) */
+} alexnet_conv_layer_config;
+
+/* The architecture. Convolutions are each followed by ReLU; every hidden FC layer by ReLU and dropout;
+ * the last FC layer has num_classes outputs and is followed by softmax. Fill it with alexnet_config_preset()
+ * and edit, then check it with alexnet_config_validate(). */
+typedef struct alexnet_config {
+    size_t struct_size;
+    alexnet_variant variant; /* the preset it came from; CUSTOM after edits that change the architecture */
+    uint32_t input_channels; /* 3 for RGB, 1 for greyscale */
+    uint32_t input_height, input_width; /* the default input size */
+    uint32_t conv_count;     /* 1..ALEXNET_MAX_CONV_LAYERS */
+    alexnet_conv_layer_config conv[ALEXNET_MAX_CONV_LAYERS];
+    uint32_t pool_kernel, pool_stride;  /* 3 and 2: overlapping pooling */
+    uint32_t lrn_size;
+    float lrn_alpha, lrn_beta, lrn_k;
+    alexnet_lrn_alpha_scaling lrn_alpha_scaling;
+    /* 0: the last pooled map is flattened as is, and only the configured input size is accepted.
+     * n > 0: adaptive average pooling to n x n first, so any input size that survives the convolutions is
+     * accepted (torchvision: 6, so any size >= 63 x 63). */
+    uint32_t adaptive_pool_size;
+    uint32_t hidden_fc_count; /* 0..ALEXNET_MAX_HIDDEN_FC_LAYERS */
+    uint32_t hidden_fc[ALEXNET_MAX_HIDDEN_FC_LAYERS];
+    uint32_t num_classes;
+    float dropout_rate;       /* 0.5; used by training only */
+    alexnet_dropout_placement dropout_placement;
+} alexnet_config;
+
+ALEXNET_API alexnet_status alexnet_config_preset(alexnet_variant variant, alexnet_config *out_config);
+/* ALEXNET_OK, or ALEXNET_E_INVALID_ARGUMENT with alexnet_last_error() naming the first bad field. */
+ALEXNET_API alexnet_status alexnet_config_validate(const alexnet_config *config);
+ALEXNET_API alexnet_status alexnet_config_parameter_count(const alexnet_config *config, uint64_t *out_count);
+/* The smallest square input the configuration accepts (the configured size when adaptive_pool_size is 0). */
+ALEXNET_API alexnet_status alexnet_config_min_input_size(const alexnet_config *config, uint32_t *out_size);
+
+typedef enum alexnet_layer_type {
+    ALEXNET_LAYER_INPUT = 0,
+    ALEXNET_LAYER_CONV = 1,             /* convolution + bias + ReLU */
+    ALEXNET_LAYER_LRN = 2,
+    ALEXNET_LAYER_MAX_POOL = 3,
+    ALEXNET_LAYER_ADAPTIVE_AVG_POOL = 4,
+    ALEXNET_LAYER_DROPOUT = 5,          /* identity at inference */
+    ALEXNET_LAYER_FC = 6,               /* fully connected + bias (+ ReLU for hidden layers) */
+    ALEXNET_LAYER_SOFTMAX = 7
+} alexnet_layer_type;
+
+/* One row of the network summary (the table the classic article prints). */
+typedef struct alexnet_layer_info {
+    size_t struct_size;
+    char name[16];          /* "conv1", "norm1", "pool1", ..., "fc6", "drop6", "fc8", "prob" */
+    alexnet_layer_type type;
+    uint32_t kernel_size, stride, padding, groups; /* 0 where they do not apply */
+    uint32_t channels, height, width;  /* output shape of one image (FC: channels = features, 1 x 1) */
+    uint64_t parameter_count;          /* weights + biases of this layer */
+    uint32_t relu;                     /* nonzero: the output is after ReLU */
+} alexnet_layer_info;
+
+/* Fill rows[0..capacity) with the layers for an input of height x width (0, 0 = the configured size) and
+ * set *out_count to the number of layers. rows may be NULL with capacity 0 to ask for the count. */
+ALEXNET_API alexnet_status alexnet_config_summary(const alexnet_config *config, uint32_t height, uint32_t width,
+                                                  alexnet_layer_info *rows, size_t capacity, size_t *out_count);
+
+/* ---- model: configuration + weights; immutable, shareable across threads ---------------------------- */
+typedef struct alexnet_model alexnet_model;
+
+typedef enum alexnet_init_scheme {
+    ALEXNET_INIT_DEFAULT = 0, /* the variant's own: PAPER for the article's nets, KAIMING for torchvision */
+    ALEXNET_INIT_PAPER = 1,   /* weights N(0, 0.01); biases 1 in conv2, conv4, conv5 and hidden FC, else 0 */
+    ALEXNET_INIT_CAFFE = 2,   /* weights N(0, 0.01) conv / N(0, 0.005) FC; biases 0.1 (0 for conv1, last FC) */
+    ALEXNET_INIT_KAIMING = 3  /* PyTorch's default: weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)) */
+} alexnet_init_scheme;
+
+typedef struct alexnet_model_options {
+    size_t struct_size;
+    alexnet_variant variant;       /* preset to use when config is NULL; default ONE_TOWER */
+    const alexnet_config *config;  /* a custom architecture (copied), or NULL */
+    uint32_t num_classes;          /* nonzero: replaces the configuration's class count */
+    alexnet_init_scheme init;      /* alexnet_model_create only */
+    alexnet_allocator allocator;   /* used for the model's whole life */
+} alexnet_model_options;
+
+ALEXNET_API void alexnet_model_options_init(alexnet_model_options *options);
+
+/* A model with seeded weights: bit-identical for a given seed on every platform. */
+ALEXNET_API alexnet_status alexnet_model_create(const alexnet_model_options *options, uint64_t seed,
+                                                alexnet_model **out_model);
+/* Load safetensors weights (F32, F16 or BF16) into the options' architecture. Every tensor of the model must
+ * be present with its exact shape; the file's metadata must not contradict the options. */
+ALEXNET_API alexnet_status alexnet_model_load(const char *path, const alexnet_model_options *options,
+                                              alexnet_model **out_model);
+ALEXNET_API alexnet_status alexnet_model_load_memory(const void *data, size_t size,
+                                                     const alexnet_model_options *options,
+                                                     alexnet_model **out_model);
+/* Write safetensors (F32) atomically: a temporary file beside path, then rename. */
+ALEXNET_API alexnet_status alexnet_model_save(const alexnet_model *model, const char *path);
+/* Serialise into buffer; with buffer NULL (capacity 0) only *out_size (the bytes needed) is set. */
+ALEXNET_API alexnet_status alexnet_model_save_memory(const alexnet_model *model, void *buffer, size_t capacity,
+                                                     size_t *out_size);
+ALEXNET_API void alexnet_model_destroy(alexnet_model *model); /* NULL is a no-op */
+
+ALEXNET_API alexnet_status alexnet_model_get_config(const alexnet_model *model, alexnet_config *out_config);
+ALEXNET_API uint64_t alexnet_model_parameter_count(const alexnet_model *model); /* 0 for NULL */
+ALEXNET_API uint32_t alexnet_model_num_classes(const alexnet_model *model);     /* 0 for NULL */
+
+/* The model's parameter tensors, in file order (conv1.weight, conv1.bias, ...). */
+typedef struct alexnet_tensor_info {
+    size_t struct_size;
+    char name[32];          /* the safetensors name, e.g. "features.0.weight" or "conv1.weight" */
+    uint32_t rank;
+    uint64_t shape[4];
+    uint64_t element_count;
+    const float *data;      /* owned by the model; valid while it lives */
+} alexnet_tensor_info;
+ALEXNET_API size_t alexnet_model_tensor_count(const alexnet_model *model);
+ALEXNET_API alexnet_status alexnet_model_tensor(const alexnet_model *model, size_t index,
+                                                alexnet_tensor_info *out_info);
+
+/* ---- backends ------------------------------------------------------------------------------------------ */
+typedef struct alexnet_backend_info {
+    size_t struct_size;
+    const char *name;        /* "reference", ...; static storage */
+    const char *kind;        /* "cpu" or "gpu" */
+    const char *description; /* what it is, or why it is unavailable */
+    int32_t available;       /* nonzero: contexts can be created on it */
+    int32_t score;           /* "auto" picks the available backend with the highest score */
+} alexnet_backend_info;
+ALEXNET_API size_t alexnet_backend_count(void);
+ALEXNET_API alexnet_status alexnet_backend_get_info(size_t index, alexnet_backend_info *out_info);
+
+/* ---- context: execution state and workspace on one backend; one thread at a time -------------------- */
+typedef struct alexnet_context alexnet_context;
+
+typedef struct alexnet_context_options {
+    size_t struct_size;
+    /* "auto" (or NULL), "cpu" (the best CPU backend), or a backend's name. The environment variable
+     * ALEXNET_BACKEND applies only where this says "auto"; an explicit choice wins. */
+    const char *backend;
+    uint32_t batch;                     /* initial maximum batch; 0 = 1 */
+    uint32_t height, width;             /* initial input size; 0 = the model's configured size */
+    const char *const *capture_layers;  /* NULL-terminated layer names whose outputs stay readable */
+    alexnet_allocator allocator;        /* all-NULL: the model's allocator */
+} alexnet_context_options;
+
+ALEXNET_API void alexnet_context_options_init(alexnet_context_options *options);
+/* The model must outlive the context. */
+ALEXNET_API alexnet_status alexnet_context_create(const alexnet_model *model, const alexnet_context_options *options,
+                                                  alexnet_context **out_context);
+ALEXNET_API void alexnet_context_destroy(alexnet_context *context); /* NULL is a no-op */
+
+/* Set the maximum batch and the input size, re-planning the workspace. The only call after creation that
+ * allocates. A model without adaptive pooling accepts only its configured size. */
+ALEXNET_API alexnet_status alexnet_context_reshape(alexnet_context *context, size_t batch, uint32_t height,
+                                                   uint32_t width);
+ALEXNET_API alexnet_status alexnet_context_get_shape(const alexnet_context *context, size_t *out_batch,
+                                                     uint32_t *out_height, uint32_t *out_width);
+ALEXNET_API size_t alexnet_context_workspace_bytes(const alexnet_context *context); /* 0 for NULL */
+ALEXNET_API const char *alexnet_context_backend_name(const alexnet_context *context); /* NULL for NULL */
+
+/* ---- inference: allocates nothing --------------------------------------------------------------------- */
+/* input: batch x C x H x W floats (NCHW at the reshaped size), already normalised; 1 <= batch <= the
+ * reshaped batch. Outputs: batch x num_classes floats each; either may be NULL, not both. */
+ALEXNET_API alexnet_status alexnet_infer(alexnet_context *context, const float *input, size_t batch,
+                                         float *out_logits, float *out_probabilities);
+
+/* The output of a layer named in capture_layers, from the last inference: `count` must be at least
+ * batch x the layer's per-image element count (alexnet_context_layer_size). Values are after ReLU. */
+ALEXNET_API alexnet_status alexnet_context_layer_size(const alexnet_context *context, const char *layer_name,
+                                                      size_t *out_elements_per_image);
+ALEXNET_API alexnet_status alexnet_layer_output(const alexnet_context *context, const char *layer_name,
+                                                float *out, size_t count);
+
+typedef struct alexnet_class_score {
+    uint32_t class_index;
+    float score;
+} alexnet_class_score;
+/* The k highest of scores[0..n), highest first; ties go to the lower index. k <= n. */
+ALEXNET_API alexnet_status alexnet_top_k(const float *scores, size_t n, size_t k, alexnet_class_score *out);
+
+/* ---- images ------------------------------------------------------------------------------------------ */
+typedef enum alexnet_pixel_format {
+    ALEXNET_PIXEL_RGB8 = 1,
+    ALEXNET_PIXEL_RGBA8 = 2,
+    ALEXNET_PIXEL_BGR8 = 3,
+    ALEXNET_PIXEL_BGRA8 = 4,
+    ALEXNET_PIXEL_GRAY8 = 5
+} alexnet_pixel_format;
+
+typedef struct alexnet_image {
+    const uint8_t *pixels;
+    uint32_t width, height;
+    size_t row_stride_bytes; /* >= width x bytes per pixel */
+    alexnet_pixel_format format;
+} alexnet_image;
+
+/* torchvision's evaluation transform: Resize(resize_size) (shorter side, antialiased bilinear as PIL does),
+ * CenterCrop to the network's input size, ToTensor, Normalize(mean, std). */
+typedef struct alexnet_image_options {
+    size_t struct_size;
+    uint32_t resize_size; /* 256; 0 = no resize, centre crop only (image must be large enough) */
+    float mean[3];        /* 0.485, 0.456, 0.406 */
+    float std[3];         /* 0.229, 0.224, 0.225 */
+} alexnet_image_options;
+ALEXNET_API void alexnet_image_options_init(alexnet_image_options *options);
+
+/* Preprocess one image into out (channels x height x width floats, NCHW). channels is 3 (RGB order; grey
+ * is replicated) or 1 (luminance, ITU-R 601: 0.299 R + 0.587 G + 0.114 B). options NULL = defaults.
+ * Allocates nothing. */
+ALEXNET_API alexnet_status alexnet_preprocess_image(const alexnet_image *image, const alexnet_image_options *options,
+                                                    uint32_t channels, uint32_t height, uint32_t width,
+                                                    float *out, size_t out_count);
+
+/* Preprocess `count` images into the context's input (count <= its batch), infer, and write the k best
+ * classes of image i to out_top_k[i * k .. i * k + k) (scores are softmax probabilities). Allocates nothing. */
+ALEXNET_API alexnet_status alexnet_classify_images(alexnet_context *context, const alexnet_image *images, size_t count,
+                                                   const alexnet_image_options *options, size_t k,
+                                                   alexnet_class_score *out_top_k);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* ALEXNET_ALEXNET_H */

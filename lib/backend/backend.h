@@ -1,0 +1,112 @@
+/* The backend interface: what the network needs from a device, as a table of function pointers.
+ *
+ * Memory is backend-owned (an_buffer handles, so device memory fits); weights become buffers once per
+ * context (a CPU backend wraps the model's memory without copying); ops are enqueued on the backend
+ * context and sync() waits for them. The network code (lib/net/forward.c) calls only these functions,
+ * so a new backend — the SIMD CPU one, CUDA, OpenCL — needs no change there. Every tensor is NCHW float32
+ * at this boundary; a backend may keep other layouts inside its buffers only if upload/download convert.
+ *
+ * Versioning: api_version must equal AN_BACKEND_API_VERSION; new function pointers are appended and bump
+ * it, so a plugin built against an older table is refused rather than called through a short struct. */
+#ifndef AN_BACKEND_BACKEND_H
+#define AN_BACKEND_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "alexnet/alexnet.h"
+
+#define AN_BACKEND_API_VERSION 1
+
+typedef struct an_buffer an_buffer;                 /* defined by each backend */
+typedef struct an_backend_context an_backend_context; /* defined by each backend */
+
+typedef struct an_conv_desc {
+    uint32_t batch;
+    uint32_t in_channels, in_height, in_width;
+    uint32_t out_channels, out_height, out_width;
+    uint32_t kernel_size, stride, padding, groups;
+    int relu; /* fuse ReLU into the output */
+} an_conv_desc;
+
+typedef struct an_pool_desc {
+    uint32_t batch, channels;
+    uint32_t in_height, in_width, out_height, out_width;
+    uint32_t kernel_size, stride; /* max pooling only; no padding */
+} an_pool_desc;
+
+typedef struct an_lrn_desc {
+    uint32_t batch, channels, height, width;
+    uint32_t size;  /* window across channels, centred: [c - size/2, c + (size-1)/2] clipped */
+    float alpha;    /* already scaled: the coefficient of the sum of squares */
+    float beta, k;
+} an_lrn_desc;
+
+typedef struct an_fc_desc {
+    uint32_t batch, in_features, out_features;
+    int relu;
+} an_fc_desc;
+
+typedef struct an_backend {
+    uint32_t api_version;
+    const char *name;        /* "reference" */
+    const char *kind;        /* "cpu" or "gpu" */
+    int32_t score;           /* "auto" prefers higher */
+    /* Nonzero when usable here; otherwise *why explains (static text). */
+    int (*probe)(const char **why);
+    const char *(*describe)(void);
+
+    alexnet_status (*context_create)(const alexnet_allocator *allocator, an_backend_context **out);
+    void (*context_destroy)(an_backend_context *context);
+
+    /* Buffers: created uninitialised; wrap_constant may alias host memory that outlives the buffer. */
+    alexnet_status (*buffer_create)(an_backend_context *context, size_t bytes, an_buffer **out);
+    alexnet_status (*buffer_wrap_constant)(an_backend_context *context, const float *host, size_t count,
+                                           an_buffer **out);
+    void (*buffer_destroy)(an_backend_context *context, an_buffer *buffer);
+    alexnet_status (*upload)(an_backend_context *context, an_buffer *dst, const float *src, size_t count);
+    alexnet_status (*download)(an_backend_context *context, const an_buffer *src, float *dst, size_t count);
+
+    /* Ops (y = f(x)); in and out never alias. */
+    alexnet_status (*conv2d)(an_backend_context *context, const an_conv_desc *desc, const an_buffer *in,
+                             const an_buffer *weight, const an_buffer *bias, an_buffer *out);
+    alexnet_status (*max_pool2d)(an_backend_context *context, const an_pool_desc *desc, const an_buffer *in,
+                                 an_buffer *out);
+    /* PyTorch's adaptive average pooling: cell i covers [floor(i*in/out), ceil((i+1)*in/out)). */
+    alexnet_status (*adaptive_avg_pool2d)(an_backend_context *context, const an_pool_desc *desc,
+                                          const an_buffer *in, an_buffer *out);
+    alexnet_status (*lrn)(an_backend_context *context, const an_lrn_desc *desc, const an_buffer *in,
+                          an_buffer *out);
+    /* out[b][o] = bias[o] + sum_i weight[o][i] * in[b][i] (weight is out_features x in_features). */
+    alexnet_status (*fully_connected)(an_backend_context *context, const an_fc_desc *desc, const an_buffer *in,
+                                      const an_buffer *weight, const an_buffer *bias, an_buffer *out);
+    alexnet_status (*relu)(an_backend_context *context, size_t count, const an_buffer *in, an_buffer *out);
+    /* Inverted dropout for training: keep with probability 1 - rate and scale kept values by 1/(1-rate);
+     * the mask is a pure function of (seed, element index), so it is reproducible on every backend. */
+    alexnet_status (*dropout)(an_backend_context *context, size_t count, float rate, uint64_t seed,
+                              const an_buffer *in, an_buffer *out);
+    /* Row-wise softmax over `classes`, numerically stable (max subtracted). */
+    alexnet_status (*softmax)(an_backend_context *context, uint32_t batch, uint32_t classes, const an_buffer *in,
+                              an_buffer *out);
+    /* Wait for everything enqueued; report the first asynchronous failure. */
+    alexnet_status (*sync)(an_backend_context *context);
+} an_backend;
+
+/* ---- registry (lib/backend/registry.c) ---- */
+size_t an_backend_registry_count(void);
+const an_backend *an_backend_registry_get(size_t index);
+/* Resolve a context option ("auto"/NULL, "cpu", a name) and ALEXNET_BACKEND into an available backend. */
+alexnet_status an_backend_select(const char *requested, const an_backend **out);
+
+/* Dropout's keep decision for element i: shared by every backend so masks agree bit for bit. */
+static inline int an_dropout_keep(uint64_t seed, uint64_t index, float rate)
+{
+    uint64_t z = seed + (index + 1) * 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    /* 24-bit uniform compared with the rate: exact in float, so no rounding differs between devices. */
+    return (float)(z >> 40) * (1.0f / 16777216.0f) >= rate;
+}
+
+#endif

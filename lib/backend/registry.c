@@ -1,0 +1,79 @@
+/* The backend registry: built-in backends now; GPU plugins will register here after dlopen. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "util/error.h"
+
+extern const an_backend an_reference_backend;
+
+static const an_backend *const an_builtin_backends[] = {
+    &an_reference_backend,
+};
+
+size_t an_backend_registry_count(void) { return sizeof an_builtin_backends / sizeof an_builtin_backends[0]; }
+
+const an_backend *an_backend_registry_get(size_t index)
+{
+    return index < an_backend_registry_count() ? an_builtin_backends[index] : NULL;
+}
+
+static int an_backend_usable(const an_backend *backend)
+{
+    const char *why = NULL;
+    return backend->api_version == AN_BACKEND_API_VERSION && backend->probe(&why);
+}
+
+/* The usable backend with the highest score, optionally restricted to one kind. */
+static const an_backend *an_backend_best(const char *kind)
+{
+    const an_backend *best = NULL;
+    for (size_t i = 0; i < an_backend_registry_count(); i++) {
+        const an_backend *candidate = an_backend_registry_get(i);
+        if (kind != NULL && strcmp(candidate->kind, kind) != 0)
+            continue;
+        if (an_backend_usable(candidate) && (best == NULL || candidate->score > best->score))
+            best = candidate;
+    }
+    return best;
+}
+
+static alexnet_status an_backend_by_name(const char *name, const char *source, const an_backend **out)
+{
+    if (strcmp(name, "auto") == 0) {
+        *out = an_backend_best(NULL);
+    } else if (strcmp(name, "cpu") == 0) {
+        *out = an_backend_best("cpu");
+    } else {
+        for (size_t i = 0; i < an_backend_registry_count(); i++) {
+            const an_backend *candidate = an_backend_registry_get(i);
+            if (strcmp(candidate->name, name) != 0)
+                continue;
+            const char *why = "unknown reason";
+            if (candidate->api_version != AN_BACKEND_API_VERSION)
+                return an_error(ALEXNET_E_UNSUPPORTED, "%s\"%s\": built for backend API %u, the library has %u",
+                                source, name, candidate->api_version, AN_BACKEND_API_VERSION);
+            if (!candidate->probe(&why))
+                return an_error(ALEXNET_E_UNSUPPORTED, "%sbackend \"%s\" is unavailable: %s", source, name, why);
+            *out = candidate;
+            return ALEXNET_OK;
+        }
+        return an_error(ALEXNET_E_NOT_FOUND, "%sno backend named \"%s\" (known: auto, cpu, reference)", source,
+                        name);
+    }
+    if (*out == NULL)
+        return an_error(ALEXNET_E_UNSUPPORTED, "%sno usable backend for \"%s\"", source, name);
+    return ALEXNET_OK;
+}
+
+alexnet_status an_backend_select(const char *requested, const an_backend **out)
+{
+    if (requested == NULL || strcmp(requested, "auto") == 0) {
+        /* The environment applies only where the caller left the choice to us. */
+        const char *env = getenv("ALEXNET_BACKEND");
+        if (env != NULL && env[0] != '\0')
+            return an_backend_by_name(env, "ALEXNET_BACKEND: ", out);
+        return an_backend_by_name("auto", "", out);
+    }
+    return an_backend_by_name(requested, "", out);
+}

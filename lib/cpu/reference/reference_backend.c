@@ -1,0 +1,196 @@
+/* The reference backend: host memory and the scalar kernels, run synchronously on the calling thread. */
+#include <string.h>
+
+#include "backend/backend.h"
+#include "cpu/reference/reference_ops.h"
+#include "util/alloc.h"
+#include "util/error.h"
+
+struct an_buffer {
+    float *data;
+    size_t bytes;
+    int owned; /* 0 when wrapping model weights */
+};
+
+struct an_backend_context {
+    alexnet_allocator allocator;
+};
+
+static int an_ref_probe(const char **why)
+{
+    *why = "always available";
+    return 1;
+}
+
+static const char *an_ref_describe(void) { return "portable scalar C kernels (the correctness oracle)"; }
+
+static alexnet_status an_ref_context_create(const alexnet_allocator *allocator, an_backend_context **out)
+{
+    an_backend_context *context = an_alloc(allocator, sizeof *context, "reference backend context");
+    if (context == NULL)
+        return ALEXNET_E_OUT_OF_MEMORY;
+    context->allocator = *allocator;
+    *out = context;
+    return ALEXNET_OK;
+}
+
+static void an_ref_context_destroy(an_backend_context *context)
+{
+    if (context != NULL) {
+        alexnet_allocator allocator = context->allocator;
+        an_free(&allocator, context, sizeof *context);
+    }
+}
+
+static alexnet_status an_ref_buffer_create(an_backend_context *context, size_t bytes, an_buffer **out)
+{
+    an_buffer *buffer = an_alloc(&context->allocator, sizeof *buffer, "buffer");
+    if (buffer == NULL)
+        return ALEXNET_E_OUT_OF_MEMORY;
+    buffer->data = an_alloc(&context->allocator, bytes, "buffer data");
+    if (buffer->data == NULL) {
+        an_free(&context->allocator, buffer, sizeof *buffer);
+        return ALEXNET_E_OUT_OF_MEMORY;
+    }
+    buffer->bytes = bytes;
+    buffer->owned = 1;
+    *out = buffer;
+    return ALEXNET_OK;
+}
+
+static alexnet_status an_ref_buffer_wrap_constant(an_backend_context *context, const float *host, size_t count,
+                                                  an_buffer **out)
+{
+    an_buffer *buffer = an_alloc(&context->allocator, sizeof *buffer, "buffer");
+    if (buffer == NULL)
+        return ALEXNET_E_OUT_OF_MEMORY;
+    /* The model is immutable and outlives the context, so aliasing its memory is safe; ops only read it. */
+    buffer->data = (float *)(uintptr_t)host;
+    buffer->bytes = count * sizeof(float);
+    buffer->owned = 0;
+    *out = buffer;
+    return ALEXNET_OK;
+}
+
+static void an_ref_buffer_destroy(an_backend_context *context, an_buffer *buffer)
+{
+    if (buffer == NULL)
+        return;
+    if (buffer->owned)
+        an_free(&context->allocator, buffer->data, buffer->bytes);
+    an_free(&context->allocator, buffer, sizeof *buffer);
+}
+
+static alexnet_status an_ref_upload(an_backend_context *context, an_buffer *dst, const float *src, size_t count)
+{
+    (void)context;
+    if (count * sizeof(float) > dst->bytes)
+        return an_error(ALEXNET_E_BACKEND, "reference: upload of %zu floats into a %zu-byte buffer", count,
+                        dst->bytes);
+    memcpy(dst->data, src, count * sizeof(float));
+    return ALEXNET_OK;
+}
+
+static alexnet_status an_ref_download(an_backend_context *context, const an_buffer *src, float *dst, size_t count)
+{
+    (void)context;
+    if (count * sizeof(float) > src->bytes)
+        return an_error(ALEXNET_E_BACKEND, "reference: download of %zu floats from a %zu-byte buffer", count,
+                        src->bytes);
+    memcpy(dst, src->data, count * sizeof(float));
+    return ALEXNET_OK;
+}
+
+static alexnet_status an_ref_conv2d_op(an_backend_context *context, const an_conv_desc *desc, const an_buffer *in,
+                                    const an_buffer *weight, const an_buffer *bias, an_buffer *out)
+{
+    (void)context;
+    an_ref_conv2d(desc, in->data, weight->data, bias->data, out->data);
+    return ALEXNET_OK;
+}
+
+static alexnet_status an_ref_max_pool(an_backend_context *context, const an_pool_desc *desc, const an_buffer *in,
+                                      an_buffer *out)
+{
+    (void)context;
+    an_ref_max_pool2d(desc, in->data, out->data);
+    return ALEXNET_OK;
+}
+
+static alexnet_status an_ref_avg_pool(an_backend_context *context, const an_pool_desc *desc, const an_buffer *in,
+                                      an_buffer *out)
+{
+    (void)context;
+    an_ref_adaptive_avg_pool2d(desc, in->data, out->data);
+    return ALEXNET_OK;
+}
+
+static alexnet_status an_ref_lrn_op(an_backend_context *context, const an_lrn_desc *desc, const an_buffer *in,
+                                    an_buffer *out)
+{
+    (void)context;
+    an_ref_lrn(desc, in->data, out->data);
+    return ALEXNET_OK;
+}
+
+static alexnet_status an_ref_fc(an_backend_context *context, const an_fc_desc *desc, const an_buffer *in,
+                                const an_buffer *weight, const an_buffer *bias, an_buffer *out)
+{
+    (void)context;
+    an_ref_fully_connected(desc, in->data, weight->data, bias->data, out->data);
+    return ALEXNET_OK;
+}
+
+static alexnet_status an_ref_relu_op(an_backend_context *context, size_t count, const an_buffer *in, an_buffer *out)
+{
+    (void)context;
+    an_ref_relu(count, in->data, out->data);
+    return ALEXNET_OK;
+}
+
+static alexnet_status an_ref_dropout_op(an_backend_context *context, size_t count, float rate, uint64_t seed,
+                                        const an_buffer *in, an_buffer *out)
+{
+    (void)context;
+    an_ref_dropout(count, rate, seed, in->data, out->data);
+    return ALEXNET_OK;
+}
+
+static alexnet_status an_ref_softmax_op(an_backend_context *context, uint32_t batch, uint32_t classes,
+                                        const an_buffer *in, an_buffer *out)
+{
+    (void)context;
+    an_ref_softmax(batch, classes, in->data, out->data);
+    return ALEXNET_OK;
+}
+
+static alexnet_status an_ref_sync(an_backend_context *context)
+{
+    (void)context;
+    return ALEXNET_OK;
+}
+
+const an_backend an_reference_backend = {
+    .api_version = AN_BACKEND_API_VERSION,
+    .name = "reference",
+    .kind = "cpu",
+    .score = 10,
+    .probe = an_ref_probe,
+    .describe = an_ref_describe,
+    .context_create = an_ref_context_create,
+    .context_destroy = an_ref_context_destroy,
+    .buffer_create = an_ref_buffer_create,
+    .buffer_wrap_constant = an_ref_buffer_wrap_constant,
+    .buffer_destroy = an_ref_buffer_destroy,
+    .upload = an_ref_upload,
+    .download = an_ref_download,
+    .conv2d = an_ref_conv2d_op,
+    .max_pool2d = an_ref_max_pool,
+    .adaptive_avg_pool2d = an_ref_avg_pool,
+    .lrn = an_ref_lrn_op,
+    .fully_connected = an_ref_fc,
+    .relu = an_ref_relu_op,
+    .dropout = an_ref_dropout_op,
+    .softmax = an_ref_softmax_op,
+    .sync = an_ref_sync,
+};
