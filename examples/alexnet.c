@@ -475,7 +475,7 @@ static int command_demo(const cli_options *options)
         return result;
     }
     const char *path = options->image != NULL ? options->image : ALEXNET_EXAMPLES_DATA_DIR "/sample.ppm";
-    printf("\nClassifying %s with seeded, untrained weights:\n", path);
+    printf("\nClassifying %s:\n", path);
     double start = monotonic_ms();
     result = classify_paths(options, &path, 1);
     if (result == CLI_EXIT_OK) {
@@ -535,8 +535,8 @@ static void print_usage(FILE *stream)
 
 static void print_command_usage(FILE *stream, const cli_command *command)
 {
-    fprintf(stream, "Usage: alexnet %s %s\n\n%c%s.\n", command->name, command->arguments,
-            toupper((unsigned char)command->purpose[0]), command->purpose + 1);
+    fprintf(stream, "Usage: alexnet %s%s%s\n\n%c%s.\n", command->name, command->arguments[0] ? " " : "",
+            command->arguments, toupper((unsigned char)command->purpose[0]), command->purpose + 1);
     if (command->takes_paths) {
         fprintf(stream, "Image formats: %s (PPM/PGM binary with maxval 255).\n", cli_image_supported_formats());
     }

@@ -21,6 +21,14 @@
  * while staying far above any photograph worth classifying at 227 x 227. */
 #define CLI_IMAGE_MAX_SIDE 20000u
 
+#if defined(__GNUC__)
+#define CLI_PRINTF_LIKE(format_index, first_argument) __attribute__((format(printf, format_index, first_argument)))
+#else
+#define CLI_PRINTF_LIKE(format_index, first_argument)
+#endif
+
+static void set_error(char *error, size_t error_size, const char *format, ...) CLI_PRINTF_LIKE(3, 4);
+
 static void set_error(char *error, size_t error_size, const char *format, ...)
 {
     va_list args;

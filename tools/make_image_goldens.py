@@ -14,13 +14,15 @@ still checking every pixel.
 
 File format (text, whitespace separated; lines starting with '#' are comments):
     cases N
-    case NAME WIDTH HEIGHT FORMAT ROW_PADDING SEED NOISE RESIZE CHANNELS OUT_H OUT_W
-         MEAN0 MEAN1 MEAN2 STD0 STD1 STD2 HASH CHANNEL_MEAN0 CHANNEL_MEAN1 CHANNEL_MEAN2 STEP COUNT
-    COUNT values: output[i * STEP] for i in 0..COUNT-1, in C x H x W order
-(all on one logical record; the values follow on their own lines.)
+then N records, each a header line
+    case NAME WIDTH HEIGHT FORMAT ROW_PADDING SEED NOISE RESIZE CHANNELS OUT_H OUT_W MEAN0 MEAN1 MEAN2
+         STD0 STD1 STD2 HASH CHANNEL_MEAN0 CHANNEL_MEAN1 CHANNEL_MEAN2 STEP COUNT
+followed by COUNT values, output[i * STEP] for i in 0..COUNT-1 in C x H x W order, ten to a line.
 FORMAT is the alexnet_pixel_format value the C test builds the image in (1 RGB8, 5 GRAY8); ROW_PADDING is
-extra bytes at the end of every row (C side only: PIL never sees them). CHANNELS 1 for a colour image
-means PIL's convert('L') before the transform; CHANNELS 3 for a grey image means convert('RGB').
+extra bytes at the end of every row (C side only: PIL never sees them). RESIZE 0 means no Resize step.
+CHANNELS 1 for a colour image means PIL's convert('L') before the transform; CHANNELS 3 for a grey image
+means convert('RGB'). HASH is the 64-bit FNV-1a (hex) of the 8-bit cropped image, planes one after another.
+Unused means of one-channel cases are written as 0.
 """
 
 import sys

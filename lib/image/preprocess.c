@@ -18,16 +18,17 @@
  * image after Resize + CenterCrop is identical to PIL's; ToTensor/Normalize is ((p / 255) - mean) / std in
  * float, as torch computes it.
  *
- * Scheme (no buffers proportional to the image): only the cropped region is produced, and each output pixel
- * is computed from the source directly, i.e. out(y, x) = round8(sum_j kv_j * round8(sum_i kh_i * src)).
- * The output columns are processed in chunks; for a chunk, the horizontal tap windows and (when they fit a
- * fixed table) their fixed-point weights are computed once. Then for every output row the vertical taps are
- * walked, and every source row they name is filtered horizontally for the chunk's columns and accumulated
- * with that row's vertical weight. A source row is thus filtered once per output row that uses it (about
- * twice when downscaling), which costs less than caching rows would complicate; everything lives in one
- * fixed-size state struct on the stack (about 40 KiB). When a filter is too wide for the weight table (a
- * downscale by more than a few thousand times) the horizontal weights are recomputed per use instead:
- * slow, but still bounded in memory and exact.
+ * Scheme (nothing allocated, no buffer proportional to the image): only the cropped region is produced,
+ * out(y, x) = round8(sum_j kv_j * round8(sum_i kh_i * src(row_j, col_i))), straight from the source.
+ * Output columns are processed in chunks (128 at most, fewer for wide filters). For a chunk, the horizontal
+ * tap windows and their fixed-point weights are computed once into a table. Then, output row by output
+ * row, the source rows of the row's vertical window are filtered horizontally for the chunk's columns into
+ * a ring of 8-bit rows (Pillow's intermediate image, restricted to the chunk), and the vertical pass
+ * combines them. Vertical windows only move down, so each source row is filtered once per chunk; for a
+ * 4000 x 3000 RGB image to 224 x 224 that is ~15 M taps, about 20 ms on one core. All state lives in one
+ * fixed-size struct on the stack (~40 KiB; the ring and table sizes bound the chunk width).
+ * When the filter is too wide even for a one-column chunk (a downscale by more than ~4000 times), the
+ * horizontal weights are recomputed for every use and nothing is cached: slow, but bounded and exact.
  *
  * A resized image smaller than the crop (resize_size smaller than the crop size) is padded with zero pixels,
  * centred as torchvision's center_crop pads it; those outputs are (0 - mean) / std.
@@ -131,33 +132,19 @@ static inline void read_pixel(const source_view *src, const uint8_t *p, uint32_t
     }
 }
 
-/* sums[v] += weights[i] * value v of pixel (first + i), for count consecutive pixels of row. Sums are 64-bit
- * because a window can in principle be longer than a 32-bit sum of 22-bit weights allows. */
+/* sums[v] += weights[i] * value v of pixel (first + i) of row, for count pixels: the horizontal inner loop of
+ * the wide-filter path (the cached path's is filter_row_layout). Sums are 64-bit because a window that wide
+ * can be longer than a 32-bit sum of 22-bit weights allows. */
 static void accumulate_taps(const source_view *src, const uint8_t *row, int64_t first, int64_t count,
                             const int32_t *weights, int64_t sums[3])
 {
-    const uint8_t *p = row + (size_t)first * src->bytes_per_pixel;
     const size_t step = src->bytes_per_pixel;
-    if (src->mode == SAMPLE_RGB) {
-        int64_t r = sums[0], g = sums[1], b = sums[2];
-        for (int64_t i = 0; i < count; i++, p += step) {
-            r += (int64_t)p[src->red] * weights[i];
-            g += (int64_t)p[src->green] * weights[i];
-            b += (int64_t)p[src->blue] * weights[i];
-        }
-        sums[0] = r;
-        sums[1] = g;
-        sums[2] = b;
-    } else if (src->mode == SAMPLE_GRAY) {
-        int64_t s = sums[0];
-        for (int64_t i = 0; i < count; i++, p += step)
-            s += (int64_t)p[0] * weights[i];
-        sums[0] = s;
-    } else {
-        int64_t s = sums[0];
-        for (int64_t i = 0; i < count; i++, p += step)
-            s += (int64_t)luma601(p[src->red], p[src->green], p[src->blue]) * weights[i];
-        sums[0] = s;
+    const uint8_t *p = row + (size_t)first * step;
+    for (int64_t i = 0; i < count; i++, p += step) {
+        uint32_t values[3];
+        read_pixel(src, p, values);
+        for (uint32_t v = 0; v < src->values; v++)
+            sums[v] += (int64_t)values[v] * weights[i];
     }
 }
 
@@ -227,6 +214,10 @@ static tap_window window_at(const axis_filter *axis, int64_t index)
         end = axis->in_size;
     window.first = first;
     window.count = end - first;
+    /* Never true (a window spans at most 2 * support + 1 pixels, as Pillow's own buffers assume); the clamp
+     * keeps the weight table and ring indexing in bounds regardless of any rounding surprise. */
+    if (window.count > axis->max_taps)
+        window.count = axis->max_taps;
     window.weight_sum = 0.0;
     for (int64_t tap = 0; tap < window.count; tap++)
         window.weight_sum += raw_weight(axis, &window, tap);
@@ -385,27 +376,72 @@ static void prepare_chunk(column_chunk *chunk, const axis_filter *ax, int64_t le
     }
 }
 
-/* Horizontal pass for column k of the chunk on one source row: Pillow's intermediate 8-bit values. */
-static void filter_row_at_column(const column_chunk *chunk, const axis_filter *ax, const source_view *src,
-                                 const uint8_t *row, uint32_t k, uint8_t values[3])
+/* Horizontal pass for column k of the chunk on one source row, in the wide-filter mode: the weights are
+ * recomputed a segment at a time (the same values the table would hold). */
+static void filter_wide_column(const column_chunk *chunk, const axis_filter *ax, const source_view *src,
+                               const uint8_t *row, uint32_t k, uint8_t values[3])
 {
     const tap_window *window = &chunk->windows[k];
     const int64_t half = (int64_t)1 << (PRECISION_BITS - 1);
     int64_t sums[3] = {half, half, half};
-    if (chunk->cached) {
-        accumulate_taps(src, row, window->first, window->count, &chunk->weights[k * chunk->max_taps], sums);
-    } else {
-        /* Too wide for the table: compute the weights a segment at a time (identical values). */
-        int32_t segment[DIRECT_SEGMENT_TAPS];
-        for (int64_t start = 0; start < window->count; start += DIRECT_SEGMENT_TAPS) {
-            int64_t n = window->count - start < DIRECT_SEGMENT_TAPS ? window->count - start : DIRECT_SEGMENT_TAPS;
-            for (int64_t i = 0; i < n; i++)
-                segment[i] = fixed_weight(ax, window, start + i);
-            accumulate_taps(src, row, window->first + start, n, segment, sums);
-        }
+    int32_t segment[DIRECT_SEGMENT_TAPS];
+    for (int64_t start = 0; start < window->count; start += DIRECT_SEGMENT_TAPS) {
+        int64_t n = window->count - start < DIRECT_SEGMENT_TAPS ? window->count - start : DIRECT_SEGMENT_TAPS;
+        for (int64_t i = 0; i < n; i++)
+            segment[i] = fixed_weight(ax, window, start + i);
+        accumulate_taps(src, row, window->first + start, n, segment, sums);
     }
     for (uint32_t v = 0; v < src->values; v++)
         values[v] = (uint8_t)clip8(sums[v]);
+}
+
+/* A 32-bit sum holds 2^21 + 255 x (2^22 + taps / 2) (each fixed weight rounds up by at most one half). */
+_Static_assert(AN_PREPROCESS_WEIGHT_CAPACITY <= (1 << 20), "horizontal sums must fit 32 bits");
+
+/* Horizontal pass of one source row for every column of the chunk, with the table's weights, into dst
+ * (src values per column): Pillow's intermediate 8-bit values. This is where nearly all the time goes; the
+ * layout is a parameter so that each call in filter_row, with constants, compiles to its own tight loop. */
+static inline void filter_row_layout(const column_chunk *chunk, const uint8_t *row, uint8_t *dst, size_t step,
+                                     size_t red, size_t green, size_t blue, sample_mode mode)
+{
+    const int32_t half = 1 << (PRECISION_BITS - 1);
+    for (uint32_t k = 0; k < chunk->count; k++) {
+        const tap_window *window = &chunk->windows[k];
+        const int32_t *weights = &chunk->weights[k * chunk->max_taps];
+        const uint8_t *p = row + (size_t)window->first * step;
+        const int32_t count = (int32_t)window->count;
+        int32_t r = half, g = half, b = half;
+        for (int32_t i = 0; i < count; i++, p += step) {
+            if (mode == SAMPLE_RGB) {
+                r += p[red] * weights[i];
+                g += p[green] * weights[i];
+                b += p[blue] * weights[i];
+            } else if (mode == SAMPLE_LUMA) {
+                r += (int32_t)luma601(p[red], p[green], p[blue]) * weights[i];
+            } else {
+                r += p[0] * weights[i];
+            }
+        }
+        *dst++ = (uint8_t)clip8(r);
+        if (mode == SAMPLE_RGB) {
+            *dst++ = (uint8_t)clip8(g);
+            *dst++ = (uint8_t)clip8(b);
+        }
+    }
+}
+
+static void filter_row(const column_chunk *chunk, const source_view *src, const uint8_t *row, uint8_t *dst)
+{
+    if (src->mode == SAMPLE_GRAY)
+        filter_row_layout(chunk, row, dst, 1, 0, 0, 0, SAMPLE_GRAY);
+    else if (src->bytes_per_pixel == 3 && src->red == 0)
+        filter_row_layout(chunk, row, dst, 3, 0, 1, 2, src->mode);
+    else if (src->bytes_per_pixel == 3)
+        filter_row_layout(chunk, row, dst, 3, 2, 1, 0, src->mode);
+    else if (src->red == 0)
+        filter_row_layout(chunk, row, dst, 4, 0, 1, 2, src->mode);
+    else
+        filter_row_layout(chunk, row, dst, 4, 2, 1, 0, src->mode);
 }
 
 static inline uint8_t *ring_slot(column_chunk *chunk, int64_t source_row, uint32_t values)
@@ -414,16 +450,12 @@ static inline uint8_t *ring_slot(column_chunk *chunk, int64_t source_row, uint32
 }
 
 /* Make sure the ring holds the filtered rows of `window` (rows before it are no longer needed). */
-static void fill_ring(column_chunk *chunk, const axis_filter *ax, const source_view *src, const tap_window *window)
+static void fill_ring(column_chunk *chunk, const source_view *src, const tap_window *window)
 {
     int64_t begin = chunk->ring_end > window->first ? chunk->ring_end : window->first;
     int64_t end = window->first + window->count;
-    for (int64_t r = begin; r < end; r++) {
-        const uint8_t *row = src->pixels + (size_t)r * src->stride;
-        uint8_t *slot = ring_slot(chunk, r, src->values);
-        for (uint32_t k = 0; k < chunk->count; k++)
-            filter_row_at_column(chunk, ax, src, row, k, slot + (size_t)k * src->values);
-    }
+    for (int64_t r = begin; r < end; r++)
+        filter_row(chunk, src, src->pixels + (size_t)r * src->stride, ring_slot(chunk, r, src->values));
     if (end > chunk->ring_end)
         chunk->ring_end = end;
 }
@@ -439,7 +471,7 @@ static void resample_chunk_row(column_chunk *chunk, const axis_filter *ax, const
 
     tap_window vertical = window_at(ay, top + y);
     if (chunk->cached)
-        fill_ring(chunk, ax, src, &vertical);
+        fill_ring(chunk, src, &vertical);
     for (int64_t j = 0; j < vertical.count; j++) {
         int64_t weight = fixed_weight(ay, &vertical, j);
         if (weight == 0)
@@ -454,7 +486,7 @@ static void resample_chunk_row(column_chunk *chunk, const axis_filter *ax, const
             const uint8_t *row = src->pixels + (size_t)r * src->stride;
             for (uint32_t k = 0; k < chunk->count; k++) {
                 uint8_t filtered[3];
-                filter_row_at_column(chunk, ax, src, row, k, filtered);
+                filter_wide_column(chunk, ax, src, row, k, filtered);
                 for (uint32_t v = 0; v < nv; v++)
                     chunk->sums[k][v] += weight * filtered[v];
             }
@@ -555,43 +587,56 @@ static alexnet_status check_output(uint32_t channels, uint32_t height, uint32_t 
 
 /* ---- entry point ----------------------------------------------------------------------------------------- */
 
-/* torchvision's Resize(s): the shorter side becomes s, the longer int(s * long / short) (exact in integers:
- * the quotient of two numbers below 2^41 cannot round up to the next integer in Python's float division). */
-static void resized_size(uint32_t width, uint32_t height, uint32_t s, uint64_t *out_width, uint64_t *out_height)
+/* torchvision's Resize(s): the shorter side becomes s, the longer int(s * long / short), where Python divides
+ * exactly and rounds once to a double. Integer division gives the same result unless that rounding reaches
+ * the next integer, which needs s * long >= 2^53 with a result below 2^31, hence short > 2^22: an image of
+ * more than 2^44 pixels. Sides beyond PIL's C int are refused, since PIL's arithmetic (mirrored here) stops
+ * there. */
+static alexnet_status resized_size(const alexnet_image *image, uint32_t s, int64_t *out_width, int64_t *out_height)
 {
-    if (width <= height) {
-        *out_width = s;
-        *out_height = (uint64_t)s * height / width;
-    } else {
-        *out_height = s;
-        *out_width = (uint64_t)s * width / height;
-    }
+    uint64_t w = s, h = s;
+    if (image->width <= image->height)
+        h = (uint64_t)s * image->height / image->width;
+    else
+        w = (uint64_t)s * image->width / image->height;
+    if (w > INT32_MAX || h > INT32_MAX)
+        return an_error(ALEXNET_E_INVALID_ARGUMENT,
+                        "options.resize_size (%u) would make the %u x %u image %llu x %llu, beyond 2^31 - 1 per side",
+                        s, image->width, image->height, (unsigned long long)w, (unsigned long long)h);
+    *out_width = (int64_t)w;
+    *out_height = (int64_t)h;
+    return ALEXNET_OK;
+}
+
+/* Validation that needs the options resolved: the size of the image the crop is taken from. */
+static alexnet_status source_size(const alexnet_image *image, uint32_t resize, uint32_t height, uint32_t width,
+                                  int64_t *resized_w, int64_t *resized_h)
+{
+    if (resize != 0)
+        return resized_size(image, resize, resized_w, resized_h);
+    if (image->width < width || image->height < height)
+        return an_error(ALEXNET_E_INVALID_ARGUMENT,
+                        "image (%u x %u) is smaller than the %u x %u crop and options.resize_size is 0 (no resize)",
+                        image->width, image->height, width, height);
+    *resized_w = image->width;
+    *resized_h = image->height;
+    return ALEXNET_OK;
 }
 
 alexnet_status an_image_preprocess(const alexnet_image *image, const alexnet_image_options *options,
                                    uint32_t channels, uint32_t height, uint32_t width, float *out, size_t out_count)
 {
+    int64_t resized_w = 0, resized_h = 0;
     alexnet_status status = check_image(image);
     if (status == ALEXNET_OK)
         status = check_output(channels, height, width, out, out_count);
     if (status == ALEXNET_OK && options)
         status = check_options(options, channels);
+    if (status == ALEXNET_OK)
+        status = source_size(image, options ? options->resize_size : DEFAULT_RESIZE_SIZE, height, width, &resized_w,
+                             &resized_h);
     if (status != ALEXNET_OK)
-        return status;
-
-    uint32_t resize = options ? options->resize_size : DEFAULT_RESIZE_SIZE;
-    uint64_t resized_w = image->width, resized_h = image->height;
-    if (resize != 0) {
-        resized_size(image->width, image->height, resize, &resized_w, &resized_h);
-        /* PIL keeps image sides in a C int; beyond that its arithmetic (which we mirror) is undefined. */
-        if (resized_w > INT32_MAX || resized_h > INT32_MAX)
-            return an_error(ALEXNET_E_INVALID_ARGUMENT,
-                            "options.resize_size (%u) makes the %u x %u image %lld x %lld, beyond 2^31 - 1 per side",
-                            resize, image->width, image->height, (long long)resized_w, (long long)resized_h);
-    } else if (image->width < width || image->height < height)
-        return an_error(ALEXNET_E_INVALID_ARGUMENT,
-                        "image (%u x %u) is smaller than the %u x %u crop and options.resize_size is 0 (no resize)",
-                        image->width, image->height, width, height);
+        return status; /* nothing has been written to out */
 
     output_plan plan;
     plan.out = out;

@@ -72,7 +72,7 @@ alexnet_status an_byte_source_open_file(an_byte_source *source, const char *path
     FILE *file = fopen(path, "rb");
     if (file == NULL)
         return an_error(ALEXNET_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    uint64_t size;
+    uint64_t size = 0;
     alexnet_status status = measure_file(file, path, &size);
     if (status != ALEXNET_OK) {
         fclose(file);

@@ -232,7 +232,7 @@ static alexnet_status parse_shape(an_json_reader *json, an_safetensors_tensor *t
         return with_context(status, "shape");
     tensor->rank = 0;
     for (;;) {
-        int has_element;
+        int has_element = 0;
         status = an_json_next_element(json, &has_element);
         if (status != ALEXNET_OK)
             return with_context(status, "shape");
@@ -249,13 +249,13 @@ static alexnet_status parse_shape(an_json_reader *json, an_safetensors_tensor *t
 
 static alexnet_status parse_data_offsets(an_json_reader *json, an_safetensors_tensor *tensor)
 {
-    uint64_t offsets[2];
+    uint64_t offsets[2] = {0, 0};
     size_t count = 0;
     alexnet_status status = an_json_begin_array(json);
     if (status != ALEXNET_OK)
         return with_context(status, "data_offsets");
     for (;;) {
-        int has_element;
+        int has_element = 0;
         status = an_json_next_element(json, &has_element);
         if (status != ALEXNET_OK)
             return with_context(status, "data_offsets");
@@ -300,43 +300,54 @@ static alexnet_status check_tensor_size(an_safetensors_tensor *tensor)
     return ALEXNET_OK;
 }
 
+enum tensor_field { FIELD_DTYPE = 1, FIELD_SHAPE = 2, FIELD_DATA_OFFSETS = 4 };
+
+/* One member of a tensor entry: a known field, seen for the first time. */
+static alexnet_status parse_tensor_field(an_json_reader *json, const an_json_string *key,
+                                         an_safetensors_tensor *tensor, unsigned *seen_fields)
+{
+    unsigned field = key_is(key, "dtype")          ? FIELD_DTYPE
+                     : key_is(key, "shape")        ? FIELD_SHAPE
+                     : key_is(key, "data_offsets") ? FIELD_DATA_OFFSETS
+                                                   : 0;
+    if (field == 0)
+        return an_error(ALEXNET_E_FORMAT, "unexpected field '%.40s'", key->data);
+    if (*seen_fields & field)
+        return an_error(ALEXNET_E_FORMAT, "duplicate field '%s'", key->data);
+    *seen_fields |= field;
+    switch (field) {
+    case FIELD_DTYPE: return parse_dtype(json, tensor);
+    case FIELD_SHAPE: return parse_shape(json, tensor);
+    default: return parse_data_offsets(json, tensor);
+    }
+}
+
 /* The object {"dtype": .., "shape": .., "data_offsets": ..}: those three fields, each once, nothing else. */
 static alexnet_status parse_tensor_fields(an_json_reader *json, an_safetensors_tensor *tensor)
 {
-    an_json_type type;
+    an_json_type type = AN_JSON_NULL;
     alexnet_status status = an_json_peek(json, &type);
     if (status != ALEXNET_OK)
         return status;
     if (type != AN_JSON_OBJECT)
         return an_error(ALEXNET_E_FORMAT, "entry must be an object, found %s", an_json_type_name(type));
     status = an_json_begin_object(json);
-    int seen_dtype = 0, seen_shape = 0, seen_offsets = 0;
+    unsigned seen_fields = 0;
     while (status == ALEXNET_OK) {
         an_json_string key = {0};
-        int has_member;
+        int has_member = 0;
         status = an_json_next_member(json, &key, &has_member);
         if (status != ALEXNET_OK || !has_member)
             break;
-        int *seen = key_is(&key, "dtype") ? &seen_dtype
-                    : key_is(&key, "shape") ? &seen_shape
-                    : key_is(&key, "data_offsets") ? &seen_offsets : NULL;
-        if (seen == NULL)
-            status = an_error(ALEXNET_E_FORMAT, "unexpected field '%.40s'", key.data);
-        else if (*seen)
-            status = an_error(ALEXNET_E_FORMAT, "duplicate field '%s'", key.data);
-        else if (seen == &seen_dtype)
-            status = parse_dtype(json, tensor);
-        else if (seen == &seen_shape)
-            status = parse_shape(json, tensor);
-        else
-            status = parse_data_offsets(json, tensor);
-        if (seen != NULL)
-            *seen = 1;
+        status = parse_tensor_field(json, &key, tensor, &seen_fields);
         an_json_string_free(json->allocator, &key);
     }
     if (status != ALEXNET_OK)
         return status;
-    const char *missing = !seen_dtype ? "dtype" : !seen_shape ? "shape" : !seen_offsets ? "data_offsets" : NULL;
+    const char *missing = !(seen_fields & FIELD_DTYPE)          ? "dtype"
+                          : !(seen_fields & FIELD_SHAPE)        ? "shape"
+                          : !(seen_fields & FIELD_DATA_OFFSETS) ? "data_offsets"
+                                                                : NULL;
     if (missing != NULL)
         return an_error(ALEXNET_E_FORMAT, "missing field '%s'", missing);
     return check_tensor_size(tensor);
@@ -394,7 +405,7 @@ static alexnet_status parse_metadata(header_builder *builder, an_json_reader *js
     if (builder->seen_metadata)
         return an_error(ALEXNET_E_FORMAT, "__metadata__ appears twice");
     builder->seen_metadata = 1;
-    an_json_type type;
+    an_json_type type = AN_JSON_NULL;
     alexnet_status status = an_json_peek(json, &type);
     if (status != ALEXNET_OK)
         return with_context(status, "__metadata__");
@@ -404,7 +415,7 @@ static alexnet_status parse_metadata(header_builder *builder, an_json_reader *js
     status = an_json_begin_object(json);
     while (status == ALEXNET_OK) {
         an_json_string key = {0}, value = {0};
-        int has_member;
+        int has_member = 0;
         status = an_json_next_member(json, &key, &has_member);
         if (status != ALEXNET_OK)
             return with_context(status, "__metadata__");
@@ -431,7 +442,7 @@ static alexnet_status parse_header(header_builder *builder, const char *text, si
 {
     an_json_reader json;
     an_json_reader_init(&json, text, length, builder->allocator);
-    an_json_type type;
+    an_json_type type = AN_JSON_NULL;
     alexnet_status status = an_json_peek(&json, &type);
     if (status != ALEXNET_OK)
         return with_context(status, "header");
@@ -440,7 +451,7 @@ static alexnet_status parse_header(header_builder *builder, const char *text, si
     status = an_json_begin_object(&json);
     while (status == ALEXNET_OK) {
         an_json_string key = {0};
-        int has_member;
+        int has_member = 0;
         status = an_json_next_member(&json, &key, &has_member);
         if (status != ALEXNET_OK)
             return with_context(status, "header");
@@ -566,7 +577,7 @@ static alexnet_status read_header_length(const an_byte_source *source, uint64_t 
 /* Read and parse the header into builder, then check the file as a whole. */
 static alexnet_status load_header(header_builder *builder, const an_byte_source *source, uint64_t *out_data_offset)
 {
-    uint64_t header_length;
+    uint64_t header_length = 0;
     alexnet_status status = read_header_length(source, &header_length);
     if (status != ALEXNET_OK)
         return status;

@@ -21,6 +21,8 @@
 #define MAX_HEADER_BYTES 100000000u
 #define MAX_NAME_BYTES 255
 #define F32_BYTES 4u
+/* Then padding to a multiple of 8 never pushes an acceptable header over the limit. */
+_Static_assert(MAX_HEADER_BYTES % 8 == 0, "the header limit must be a multiple of 8");
 
 /* ---- input validation ---- */
 
@@ -55,7 +57,7 @@ static alexnet_status validate_tensor(const an_safetensors_write_tensor *tensor,
     if (tensor->rank > AN_SAFETENSORS_MAX_RANK)
         return an_error(ALEXNET_E_INVALID_ARGUMENT, "tensor '%.64s': rank %u exceeds %d", tensor->name,
                         (unsigned)tensor->rank, AN_SAFETENSORS_MAX_RANK);
-    size_t bytes;
+    size_t bytes = 0;
     alexnet_status status = tensor_data_bytes(tensor, &bytes);
     if (status != ALEXNET_OK)
         return status;
@@ -131,7 +133,7 @@ static void sink_text(header_sink *sink, const char *text) { sink_bytes(sink, te
 
 static void sink_quoted(header_sink *sink, const char *text)
 {
-    size_t quoted_length;
+    size_t quoted_length = 0;
     if (an_json_quoted_length(text, &quoted_length) || sink->overflow) {
         sink->overflow = 1;
         return;
@@ -216,11 +218,12 @@ static alexnet_status plan_file(const an_safetensors_write_tensor *tensors, size
         return an_error(ALEXNET_E_INVALID_ARGUMENT, "safetensors header would exceed the %u-byte limit readers "
                         "accept (too much metadata?)", MAX_HEADER_BYTES);
     layout->json_length = counter.length;
-    /* Padding keeps the data buffer 8-byte aligned in the file, as the reference implementation does. */
+    /* Padding keeps the data buffer 8-byte aligned in the file, as the reference implementation does; the
+     * padded length stays within the limit because the limit is a multiple of 8. */
     layout->header_length = (counter.length + 7) & ~(size_t)7;
     size_t total = 8 + layout->header_length;
     for (size_t i = 0; i < tensor_count; i++) {
-        size_t bytes;
+        size_t bytes = 0;
         status = tensor_data_bytes(&tensors[i], &bytes);
         if (status != ALEXNET_OK)
             return status;
@@ -260,7 +263,7 @@ alexnet_status an_safetensors_serialized_size(const an_safetensors_write_tensor 
         return status;
     if (out_size == NULL)
         return an_error(ALEXNET_E_INVALID_ARGUMENT, "safetensors size: out_size must not be NULL");
-    file_layout layout;
+    file_layout layout = {0, 0, 0};
     status = plan_file(tensors, tensor_count, metadata, metadata_count, &layout);
     if (status != ALEXNET_OK)
         return status;
@@ -277,7 +280,7 @@ alexnet_status an_safetensors_write_memory(const an_safetensors_write_tensor *te
     alexnet_status status = an_allocator_resolve(allocator, &resolved);
     if (status != ALEXNET_OK)
         return status;
-    file_layout layout;
+    file_layout layout = {0, 0, 0};
     status = plan_file(tensors, tensor_count, metadata, metadata_count, &layout);
     if (status != ALEXNET_OK)
         return status;
@@ -401,7 +404,7 @@ alexnet_status an_safetensors_write_file(const char *path, const an_safetensors_
     alexnet_status status = an_allocator_resolve(allocator, &resolved);
     if (status != ALEXNET_OK)
         return status;
-    file_layout layout;
+    file_layout layout = {0, 0, 0};
     status = plan_file(tensors, tensor_count, metadata, metadata_count, &layout);
     if (status != ALEXNET_OK)
         return status;

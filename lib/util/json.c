@@ -220,8 +220,8 @@ static alexnet_status scan_string(const an_json_reader *reader, size_t *out_end,
                 return json_fail(start, "unterminated string");
             unsigned char escape = reader->text[at + 1];
             if (escape == 'u') {
-                uint32_t code_point;
-                size_t escape_length;
+                uint32_t code_point = 0;
+                size_t escape_length = 0;
                 alexnet_status status = scan_unicode_escape(reader, at, &code_point, &escape_length);
                 if (status != ALEXNET_OK)
                     return status;
@@ -274,8 +274,8 @@ static void decode_string(const an_json_reader *reader, size_t begin, char *dst)
             *dst++ = (char)c;
             at++;
         } else if (reader->text[at + 1] == 'u') {
-            uint32_t code_point;
-            size_t escape_length;
+            uint32_t code_point = 0;
+            size_t escape_length = 0;
             /* Already validated, so this cannot fail. */
             (void)scan_unicode_escape(reader, at, &code_point, &escape_length);
             dst = utf8_encode(dst, code_point);
@@ -292,7 +292,7 @@ static void decode_string(const an_json_reader *reader, size_t begin, char *dst)
  * is NULL. */
 static alexnet_status take_string(an_json_reader *reader, an_json_string *out)
 {
-    size_t end, decoded_length;
+    size_t end = 0, decoded_length = 0;
     alexnet_status status = scan_string(reader, &end, &decoded_length);
     if (status != ALEXNET_OK)
         return status;
@@ -357,7 +357,7 @@ alexnet_status an_json_peek(an_json_reader *reader, an_json_type *out_type)
 /* Peek and require a given type. */
 static alexnet_status expect_type(an_json_reader *reader, an_json_type wanted, const char *wanted_name)
 {
-    an_json_type type;
+    an_json_type type = AN_JSON_NULL;
     alexnet_status status = an_json_peek(reader, &type);
     if (status != ALEXNET_OK)
         return status;
@@ -431,7 +431,7 @@ static alexnet_status scan_number(const an_json_reader *reader, number_token *to
 
 alexnet_status an_json_read_u64(an_json_reader *reader, uint64_t *out)
 {
-    an_json_type type;
+    an_json_type type = AN_JSON_NULL;
     alexnet_status status = an_json_peek(reader, &type);
     if (status != ALEXNET_OK)
         return status;
@@ -471,7 +471,7 @@ static alexnet_status take_literal(an_json_reader *reader, const char *word)
 
 alexnet_status an_json_read_bool(an_json_reader *reader, int *out)
 {
-    an_json_type type;
+    an_json_type type = AN_JSON_NULL;
     alexnet_status status = an_json_peek(reader, &type);
     if (status != ALEXNET_OK)
         return status;
@@ -544,7 +544,7 @@ static alexnet_status advance_in_container(an_json_reader *reader, char open, in
 
 alexnet_status an_json_next_member(an_json_reader *reader, an_json_string *out_key, int *out_has_member)
 {
-    int has_member;
+    int has_member = 0;
     alexnet_status status = advance_in_container(reader, '{', &has_member);
     if (status != ALEXNET_OK)
         return status;
@@ -555,7 +555,7 @@ alexnet_status an_json_next_member(an_json_reader *reader, an_json_string *out_k
     if (at_end(reader) || current(reader) != '"')
         return fail_unexpected(reader, "a string key");
     /* Check the key and the ':' before decoding, so that a failure leaves nothing allocated. */
-    size_t key_begin = reader->position, key_end, decoded_length;
+    size_t key_begin = reader->position, key_end = 0, decoded_length = 0;
     status = scan_string(reader, &key_end, &decoded_length);
     if (status != ALEXNET_OK)
         return status;
@@ -582,7 +582,7 @@ alexnet_status an_json_next_element(an_json_reader *reader, int *out_has_element
 
 alexnet_status an_json_skip_value(an_json_reader *reader)
 {
-    an_json_type type;
+    an_json_type type = AN_JSON_NULL;
     alexnet_status status = an_json_peek(reader, &type);
     if (status != ALEXNET_OK)
         return status;

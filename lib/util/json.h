@@ -9,8 +9,9 @@
  *  - nesting is limited to AN_JSON_MAX_DEPTH containers, so hostile input cannot exhaust the stack;
  *  - an_json_finish rejects anything but whitespace after the top-level value.
  * All state lives in the reader struct (no globals), so independent readers may run on any threads.
- * Every failure returns ALEXNET_E_FORMAT (or ALEXNET_E_OUT_OF_MEMORY) with a message ending in
- * "(JSON byte N)"; callers add their own context with an_error_prefix.
+ * Every failure in the text returns ALEXNET_E_FORMAT (or ALEXNET_E_OUT_OF_MEMORY) with a message ending in
+ * "(JSON byte N)"; callers add their own context with an_error_prefix. Asking for a member outside an
+ * object (or an element outside an array) is a caller bug: ALEXNET_E_INVALID_ARGUMENT.
  *
  * Usage for {"a": [1, 2]}:
  *     an_json_begin_object(&r);
