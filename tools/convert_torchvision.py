@@ -57,9 +57,9 @@ def load_state_dict(path, trust_pickle=False):
     else:
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as error:
-            raise ValueError("%s: not a plain state_dict (%s); save model.state_dict(), or pass --trust-pickle "
-                             "if you trust the file" % (path, str(error).splitlines()[0]))
+        except pickle.UnpicklingError:
+            raise ValueError("%s: not a plain state_dict (torch refuses to load it with weights_only); save "
+                             "model.state_dict(), or pass --trust-pickle if you trust the file" % path) from None
     if isinstance(obj, torch.nn.Module):
         obj = obj.state_dict()
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
@@ -108,6 +108,12 @@ def serialize_header(arrays, metadata):
     return text
 
 
+def current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_safetensors(path, arrays, metadata):
     """Write atomically: a crash leaves either the old file or the new one, never half of one."""
     header = serialize_header(arrays, metadata)
@@ -121,6 +127,7 @@ def write_safetensors(path, arrays, metadata):
                 out.write(array.tobytes(order="C"))
             out.flush()
             os.fsync(out.fileno())
+        os.chmod(temp_path, 0o666 & ~current_umask())  # mkstemp makes it private; give it a new file's mode
         os.replace(temp_path, path)
     except BaseException:
         if os.path.exists(temp_path):

@@ -535,6 +535,9 @@ def write_goldens(path, records, command):
     fd, temp_path = tempfile.mkstemp(prefix=".goldens-", suffix=".tmp", dir=directory)
     with os.fdopen(fd, "w") as out:
         out.write("\n".join(lines) + "\n")
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(temp_path, 0o666 & ~mask)  # mkstemp makes the file private; give it a new file's mode
     os.replace(temp_path, path)
 
 

@@ -6,7 +6,8 @@
  *  - every enum value is pinned; nothing is removed or reordered within a major version;
  *  - every function returns an alexnet_status (or a plain value that cannot fail) and leaves its outputs
  *    untouched on failure; alexnet_last_error() gives the detail of this thread's last failure;
- *  - the library never prints, aborts or exits, and starts no thread of its own in this version.
+ *  - the library never prints, aborts or exits; it starts threads only for a CPU backend's pool, when the
+ *    context options ask for more than one thread and supply no parallel_for of their own.
  *
  * Threading: a model is immutable once created and may be shared by any number of threads; a context is
  * used by one thread at a time. All functions are reentrant.
@@ -73,6 +74,12 @@ typedef struct alexnet_allocator {
     void (*free)(void *user, void *ptr, size_t size);
     void *user;
 } alexnet_allocator; /* all-NULL = the default aligned allocator (posix_memalign/free) */
+
+/* ---- threads: a built-in pool, or the host's own job system ---------------------------------------- */
+typedef void (*alexnet_task_fn)(void *task_context, size_t index);
+/* Run task(task_context, i) for every i in [0, count), in any order and on any threads, and return when all
+ * have finished. A game or robotics engine passes its job system here so the library starts no thread. */
+typedef void (*alexnet_parallel_for_fn)(void *host, alexnet_task_fn task, void *task_context, size_t count);
 
 /* ---- the network as data ------------------------------------------------------------------------------ */
 typedef enum alexnet_variant {
@@ -245,6 +252,14 @@ typedef struct alexnet_context_options {
     uint32_t height, width;             /* initial input size; 0 = the model's configured size */
     const char *const *capture_layers;  /* NULL-terminated layer names whose outputs stay readable */
     alexnet_allocator allocator;        /* all-NULL: the model's allocator */
+    /* CPU parallelism (backends that run on the host; the reference backend always uses the calling thread).
+     * num_threads: 1 (the default) = the calling thread only, so no thread is ever started unasked; 0 = one
+     * per online CPU; n = the calling thread plus n - 1 pool threads. Results are bitwise identical for any
+     * thread count. With parallel_for set, all parallel work goes through it and the library owns no thread. */
+    uint32_t num_threads;
+    alexnet_parallel_for_fn parallel_for;
+    void *parallel_for_host;
+    uint32_t profile_layers;            /* nonzero: time every layer of each inference (alexnet_context_profile) */
 } alexnet_context_options;
 
 ALEXNET_API void alexnet_context_options_init(alexnet_context_options *options);
@@ -261,6 +276,18 @@ ALEXNET_API alexnet_status alexnet_context_get_shape(const alexnet_context *cont
                                                      uint32_t *out_height, uint32_t *out_width);
 ALEXNET_API size_t alexnet_context_workspace_bytes(const alexnet_context *context); /* 0 for NULL */
 ALEXNET_API const char *alexnet_context_backend_name(const alexnet_context *context); /* NULL for NULL */
+
+/* Per-layer timings of the last inference of a context created with profile_layers set. flops counts
+ * multiply-adds as 2 (convolutions as direct convolution, whatever algorithm ran); 0 for other layers. */
+typedef struct alexnet_layer_profile {
+    size_t struct_size;
+    char name[16];
+    alexnet_layer_type type;
+    double seconds;
+    double flops;
+} alexnet_layer_profile;
+ALEXNET_API alexnet_status alexnet_context_profile(const alexnet_context *context, alexnet_layer_profile *rows,
+                                                   size_t capacity, size_t *out_count);
 
 /* ---- inference: allocates nothing --------------------------------------------------------------------- */
 /* input: batch x C x H x W floats (NCHW at the reshaped size), already normalised; 1 <= batch <= the

@@ -14,6 +14,7 @@ void alexnet_context_options_init(alexnet_context_options *options)
     memset(options, 0, sizeof *options);
     options->struct_size = sizeof *options;
     options->backend = "auto";
+    options->num_threads = 1;
 }
 
 static alexnet_status an_context_copy_captures(alexnet_context *context, const char *const *names)
@@ -28,13 +29,18 @@ static alexnet_status an_context_copy_captures(alexnet_context *context, const c
     return ALEXNET_OK;
 }
 
-static alexnet_status an_context_wrap_weights(alexnet_context *context)
+/* Conv and FC weights become backend buffers once per context (the backend may repack them). */
+static alexnet_status an_context_create_weights(alexnet_context *context)
 {
     const alexnet_model *model = context->model;
-    for (size_t t = 0; t < model->params.count; t++) {
-        const an_param_tensor *tensor = &model->params.tensors[t];
-        alexnet_status status = context->backend->buffer_wrap_constant(
-            context->backend_context, an_model_tensor_data(model, tensor), tensor->element_count, &context->weights[t]);
+    for (size_t t = 0; t < model->params.count; t += 2) {
+        const an_param_tensor *weight = &model->params.tensors[t]; /* each weight is followed by its bias */
+        const an_layer *layer = &model->layers.layers[weight->layer];
+        an_op_desc desc;
+        an_layer_op_desc(&model->config, layer, 1, &desc);
+        alexnet_status status = context->backend->weights_create(
+            context->backend_context, &desc, an_model_tensor_data(model, weight),
+            an_model_tensor_data(model, weight + 1), &context->layer_weights[weight->layer]);
         if (status != ALEXNET_OK)
             return status;
     }
@@ -87,10 +93,12 @@ alexnet_status alexnet_context_create(const alexnet_model *model, const alexnet_
     context->model = model;
     context->backend = backend;
     status = an_context_copy_captures(context, options->capture_layers);
+    context->profile = options->profile_layers != 0;
+    an_backend_params params = {allocator, options->num_threads, options->parallel_for, options->parallel_for_host};
     if (status == ALEXNET_OK)
-        status = backend->context_create(&allocator, &context->backend_context);
+        status = backend->context_create(&params, &context->backend_context);
     if (status == ALEXNET_OK)
-        status = an_context_wrap_weights(context);
+        status = an_context_create_weights(context);
     if (status == ALEXNET_OK)
         status = an_plan_build(context, batch, height, width, &context->plan);
     if (status != ALEXNET_OK) {
@@ -107,9 +115,9 @@ void alexnet_context_destroy(alexnet_context *context)
         return;
     an_plan_release(context, &context->plan);
     if (context->backend_context != NULL) {
-        for (size_t t = 0; t < AN_MAX_TENSORS; t++) {
-            if (context->weights[t] != NULL)
-                context->backend->buffer_destroy(context->backend_context, context->weights[t]);
+        for (size_t i = 0; i < AN_MAX_LAYERS; i++) {
+            if (context->layer_weights[i] != NULL)
+                context->backend->buffer_destroy(context->backend_context, context->layer_weights[i]);
         }
         context->backend->context_destroy(context->backend_context);
     }
@@ -257,5 +265,32 @@ alexnet_status alexnet_top_k(const float *scores, size_t n, size_t k, alexnet_cl
         out[pos].class_index = (uint32_t)i;
         out[pos].score = s;
     }
+    return ALEXNET_OK;
+}
+
+alexnet_status alexnet_context_profile(const alexnet_context *context, alexnet_layer_profile *rows, size_t capacity,
+                                       size_t *out_count)
+{
+    an_error_clear();
+    if (context == NULL || out_count == NULL || (rows == NULL && capacity != 0))
+        return an_error(ALEXNET_E_INVALID_ARGUMENT, "alexnet_context_profile: NULL argument");
+    if (!context->profile)
+        return an_error(ALEXNET_E_STATE, "alexnet_context_profile: the context was created without profile_layers");
+    if (context->last_batch == 0)
+        return an_error(ALEXNET_E_STATE, "alexnet_context_profile: no inference has run since the context was shaped");
+    const an_plan *plan = &context->plan;
+    for (size_t i = 0; i < plan->step_count && i < capacity; i++) {
+        const an_step *step = &plan->steps[i];
+        const alexnet_layer_info *info = &plan->layers.layers[step->layer].info;
+        alexnet_layer_profile row;
+        memset(&row, 0, sizeof row);
+        row.struct_size = sizeof row;
+        memcpy(row.name, info->name, sizeof row.name);
+        row.type = info->type;
+        row.seconds = plan->step_seconds[i];
+        row.flops = step->flops_per_image * (double)context->last_batch;
+        rows[i] = row;
+    }
+    *out_count = plan->step_count;
     return ALEXNET_OK;
 }

@@ -1,13 +1,15 @@
 /* The backend interface: what the network needs from a device, as a table of function pointers.
  *
- * Memory is backend-owned (an_buffer handles, so device memory fits); weights become buffers once per
- * context (a CPU backend wraps the model's memory without copying); ops are enqueued on the backend
- * context and sync() waits for them. The network code (lib/net/forward.c) calls only these functions,
- * so a new backend — the SIMD CPU one, CUDA, OpenCL — needs no change there. Every tensor is NCHW float32
- * at this boundary; a backend may keep other layouts inside its buffers only if upload/download convert.
+ * Memory is backend-owned (an_buffer handles, so device memory fits). Weights become backend buffers once
+ * per context through weights_create, which may repack them into the backend's own layout (or alias the
+ * model's memory, which is immutable and outlives the context). Before a plan runs, prepare() sees every
+ * op of it, so the backend sizes its scratch memory then and the ops themselves allocate nothing. Ops are
+ * enqueued on the backend context and sync() waits for them. The network code (lib/net) calls only these
+ * functions, so a new backend — the SIMD CPU one, CUDA, OpenCL — needs no change there. Activations are
+ * NCHW float32 at this boundary.
  *
- * Versioning: api_version must equal AN_BACKEND_API_VERSION; new function pointers are appended and bump
- * it, so a plugin built against an older table is refused rather than called through a short struct. */
+ * Versioning: api_version must equal AN_BACKEND_API_VERSION; a table built for another version (a plugin
+ * compiled against an older library) is refused rather than called through a struct of another shape. */
 #ifndef AN_BACKEND_BACKEND_H
 #define AN_BACKEND_BACKEND_H
 
@@ -18,7 +20,7 @@
 
 #define AN_BACKEND_API_VERSION 1
 
-typedef struct an_buffer an_buffer;                 /* defined by each backend */
+typedef struct an_buffer an_buffer;                   /* defined by each backend */
 typedef struct an_backend_context an_backend_context; /* defined by each backend */
 
 typedef struct an_conv_desc {
@@ -47,29 +49,70 @@ typedef struct an_fc_desc {
     int relu;
 } an_fc_desc;
 
+typedef struct an_softmax_desc {
+    uint32_t batch, classes;
+} an_softmax_desc;
+
+typedef enum an_op_kind {
+    AN_OP_CONV2D = 1,
+    AN_OP_MAX_POOL2D = 2,
+    AN_OP_ADAPTIVE_AVG_POOL2D = 3,
+    AN_OP_LRN = 4,
+    AN_OP_FULLY_CONNECTED = 5,
+    AN_OP_SOFTMAX = 6
+} an_op_kind;
+
+/* One op of a plan, as prepare() and weights_create() see it. */
+typedef struct an_op_desc {
+    an_op_kind kind;
+    union {
+        an_conv_desc conv;
+        an_pool_desc pool;
+        an_lrn_desc lrn;
+        an_fc_desc fc;
+        an_softmax_desc softmax;
+    } u;
+} an_op_desc;
+
+/* What a context asks of its backend. */
+typedef struct an_backend_params {
+    alexnet_allocator allocator;
+    uint32_t num_threads;                 /* 1 = calling thread only; 0 = one per online CPU */
+    alexnet_parallel_for_fn parallel_for; /* the host's job system, or NULL */
+    void *parallel_for_host;
+} an_backend_params;
+
 typedef struct an_backend {
     uint32_t api_version;
-    const char *name;        /* "reference" */
+    const char *name;        /* "reference", "cpu-simd", ... */
     const char *kind;        /* "cpu" or "gpu" */
     int32_t score;           /* "auto" prefers higher */
     /* Nonzero when usable here; otherwise *why explains (static text). */
     int (*probe)(const char **why);
+    /* What it runs on here (e.g. the ISA chosen); static text. */
     const char *(*describe)(void);
 
-    alexnet_status (*context_create)(const alexnet_allocator *allocator, an_backend_context **out);
+    alexnet_status (*context_create)(const an_backend_params *params, an_backend_context **out);
     void (*context_destroy)(an_backend_context *context);
 
-    /* Buffers: created uninitialised; wrap_constant may alias host memory that outlives the buffer. */
+    /* Activation buffers, created uninitialised. */
     alexnet_status (*buffer_create)(an_backend_context *context, size_t bytes, an_buffer **out);
-    alexnet_status (*buffer_wrap_constant)(an_backend_context *context, const float *host, size_t count,
-                                           an_buffer **out);
     void (*buffer_destroy)(an_backend_context *context, an_buffer *buffer);
     alexnet_status (*upload)(an_backend_context *context, an_buffer *dst, const float *src, size_t count);
     alexnet_status (*download)(an_backend_context *context, const an_buffer *src, float *dst, size_t count);
 
-    /* Ops (y = f(x)); in and out never alias. */
+    /* The weights and bias of one conv or FC op (desc->kind), in PyTorch's layouts: conv
+     * [out][in/groups][k][k], FC [out][in]; batch in desc is meaningless here. The result is destroyed with
+     * buffer_destroy and passed to the op as `weights`. */
+    alexnet_status (*weights_create)(an_backend_context *context, const an_op_desc *desc, const float *weight,
+                                     const float *bias, an_buffer **out);
+    /* Called with every op of a plan (at their maximum batch) before any runs; may allocate scratch. Ops
+     * then run with a batch <= the prepared one and allocate nothing. */
+    alexnet_status (*prepare)(an_backend_context *context, const an_op_desc *ops, size_t count);
+
+    /* Ops (out = f(in)); in and out never alias. */
     alexnet_status (*conv2d)(an_backend_context *context, const an_conv_desc *desc, const an_buffer *in,
-                             const an_buffer *weight, const an_buffer *bias, an_buffer *out);
+                             const an_buffer *weights, an_buffer *out);
     alexnet_status (*max_pool2d)(an_backend_context *context, const an_pool_desc *desc, const an_buffer *in,
                                  an_buffer *out);
     /* PyTorch's adaptive average pooling: cell i covers [floor(i*in/out), ceil((i+1)*in/out)). */
@@ -77,16 +120,16 @@ typedef struct an_backend {
                                           const an_buffer *in, an_buffer *out);
     alexnet_status (*lrn)(an_backend_context *context, const an_lrn_desc *desc, const an_buffer *in,
                           an_buffer *out);
-    /* out[b][o] = bias[o] + sum_i weight[o][i] * in[b][i] (weight is out_features x in_features). */
+    /* out[b][o] = bias[o] + sum_i weight[o][i] * in[b][i] */
     alexnet_status (*fully_connected)(an_backend_context *context, const an_fc_desc *desc, const an_buffer *in,
-                                      const an_buffer *weight, const an_buffer *bias, an_buffer *out);
+                                      const an_buffer *weights, an_buffer *out);
     alexnet_status (*relu)(an_backend_context *context, size_t count, const an_buffer *in, an_buffer *out);
     /* Inverted dropout for training: keep with probability 1 - rate and scale kept values by 1/(1-rate);
      * the mask is a pure function of (seed, element index), so it is reproducible on every backend. */
     alexnet_status (*dropout)(an_backend_context *context, size_t count, float rate, uint64_t seed,
                               const an_buffer *in, an_buffer *out);
-    /* Row-wise softmax over `classes`, numerically stable (max subtracted). */
-    alexnet_status (*softmax)(an_backend_context *context, uint32_t batch, uint32_t classes, const an_buffer *in,
+    /* Row-wise softmax, numerically stable (max subtracted). */
+    alexnet_status (*softmax)(an_backend_context *context, const an_softmax_desc *desc, const an_buffer *in,
                               an_buffer *out);
     /* Wait for everything enqueued; report the first asynchronous failure. */
     alexnet_status (*sync)(an_backend_context *context);

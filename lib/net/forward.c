@@ -1,28 +1,46 @@
 /* Inference: the plan's steps as calls on the backend. Allocates nothing. */
+#include <time.h>
+
 #include "net/runtime.h"
 #include "util/error.h"
 
-static alexnet_status an_run_step(alexnet_context *context, const an_step *planned, size_t batch)
+static alexnet_status an_run_step(alexnet_context *context, const an_step *step, size_t batch)
 {
     const an_backend *b = context->backend;
     an_backend_context *bc = context->backend_context;
-    const an_buffer *in = context->plan.slots[planned->in_slot];
-    an_buffer *out = context->plan.slots[planned->out_slot];
-    const an_buffer *weight = planned->weight_tensor >= 0 ? context->weights[planned->weight_tensor] : NULL;
-    const an_buffer *bias = planned->weight_tensor >= 0 ? context->weights[planned->weight_tensor + 1] : NULL;
+    const an_buffer *in = context->plan.slots[step->in_slot];
+    an_buffer *out = context->plan.slots[step->out_slot];
+    const an_buffer *weights = context->layer_weights[step->layer];
     /* Descriptors were planned for the maximum batch; this run may use fewer images. */
-    an_step step = *planned;
+    an_op_desc op = step->op;
     uint32_t n = (uint32_t)batch;
-    step.conv.batch = step.pool.batch = step.lrn.batch = step.fc.batch = n;
-    switch (step.type) {
-    case ALEXNET_LAYER_CONV: return b->conv2d(bc, &step.conv, in, weight, bias, out);
-    case ALEXNET_LAYER_MAX_POOL: return b->max_pool2d(bc, &step.pool, in, out);
-    case ALEXNET_LAYER_ADAPTIVE_AVG_POOL: return b->adaptive_avg_pool2d(bc, &step.pool, in, out);
-    case ALEXNET_LAYER_LRN: return b->lrn(bc, &step.lrn, in, out);
-    case ALEXNET_LAYER_FC: return b->fully_connected(bc, &step.fc, in, weight, bias, out);
-    case ALEXNET_LAYER_SOFTMAX: return b->softmax(bc, n, (uint32_t)step.out_elements, in, out);
-    default: return an_error(ALEXNET_E_STATE, "internal: layer type %d has no inference step", (int)step.type);
+    switch (op.kind) {
+    case AN_OP_CONV2D: op.u.conv.batch = n; return b->conv2d(bc, &op.u.conv, in, weights, out);
+    case AN_OP_MAX_POOL2D: op.u.pool.batch = n; return b->max_pool2d(bc, &op.u.pool, in, out);
+    case AN_OP_ADAPTIVE_AVG_POOL2D: op.u.pool.batch = n; return b->adaptive_avg_pool2d(bc, &op.u.pool, in, out);
+    case AN_OP_LRN: op.u.lrn.batch = n; return b->lrn(bc, &op.u.lrn, in, out);
+    case AN_OP_FULLY_CONNECTED: op.u.fc.batch = n; return b->fully_connected(bc, &op.u.fc, in, weights, out);
+    case AN_OP_SOFTMAX: op.u.softmax.batch = n; return b->softmax(bc, &op.u.softmax, in, out);
     }
+    return an_error(ALEXNET_E_STATE, "internal: op kind %d has no inference step", (int)op.kind);
+}
+
+static double an_now_seconds(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* With profiling on, each step is synchronised so its time is its own (a device backend runs ahead). */
+static alexnet_status an_run_step_profiled(alexnet_context *context, size_t index, size_t batch)
+{
+    double start = an_now_seconds();
+    alexnet_status status = an_run_step(context, &context->plan.steps[index], batch);
+    if (status == ALEXNET_OK)
+        status = context->backend->sync(context->backend_context);
+    context->plan.step_seconds[index] = an_now_seconds() - start;
+    return status;
 }
 
 alexnet_status an_forward(alexnet_context *context, const float *input, size_t batch, float *out_logits,
@@ -34,7 +52,8 @@ alexnet_status an_forward(alexnet_context *context, const float *input, size_t b
     context->last_batch = 0;
     alexnet_status status = b->upload(context->backend_context, plan->slots[AN_SLOT_INPUT], input, input_count);
     for (size_t i = 0; status == ALEXNET_OK && i < plan->step_count; i++)
-        status = an_run_step(context, &plan->steps[i], batch);
+        status = context->profile ? an_run_step_profiled(context, i, batch)
+                                  : an_run_step(context, &plan->steps[i], batch);
     if (status == ALEXNET_OK)
         status = b->sync(context->backend_context);
     size_t classes = context->model->config.num_classes;

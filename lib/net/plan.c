@@ -31,44 +31,55 @@ static size_t an_layer_elements(const an_layer *layer)
     return (size_t)layer->info.channels * layer->info.height * layer->info.width;
 }
 
-static void an_fill_step_desc(const alexnet_model *model, an_step *step, const an_layer *layer, size_t batch)
+int an_layer_op_desc(const alexnet_config *c, const an_layer *layer, size_t batch, an_op_desc *out)
 {
-    const alexnet_config *c = &model->config;
     uint32_t n = (uint32_t)batch;
+    memset(out, 0, sizeof *out);
     switch (layer->info.type) {
     case ALEXNET_LAYER_CONV:
-        step->conv = (an_conv_desc){n, layer->in_channels, layer->in_height, layer->in_width, layer->info.channels,
-                                    layer->info.height, layer->info.width, layer->info.kernel_size,
-                                    layer->info.stride, layer->info.padding, layer->info.groups, 1};
-        break;
+        out->kind = AN_OP_CONV2D;
+        out->u.conv = (an_conv_desc){n, layer->in_channels, layer->in_height, layer->in_width, layer->info.channels,
+                                     layer->info.height, layer->info.width, layer->info.kernel_size,
+                                     layer->info.stride, layer->info.padding, layer->info.groups, 1};
+        return 1;
     case ALEXNET_LAYER_MAX_POOL:
     case ALEXNET_LAYER_ADAPTIVE_AVG_POOL:
-        step->pool = (an_pool_desc){n, layer->in_channels, layer->in_height, layer->in_width, layer->info.height,
-                                    layer->info.width, layer->info.kernel_size, layer->info.stride};
-        break;
+        out->kind = layer->info.type == ALEXNET_LAYER_MAX_POOL ? AN_OP_MAX_POOL2D : AN_OP_ADAPTIVE_AVG_POOL2D;
+        out->u.pool = (an_pool_desc){n, layer->in_channels, layer->in_height, layer->in_width, layer->info.height,
+                                     layer->info.width, layer->info.kernel_size, layer->info.stride};
+        return 1;
     case ALEXNET_LAYER_LRN: {
         float alpha = c->lrn_alpha_scaling == ALEXNET_LRN_ALPHA_OVER_SIZE ? c->lrn_alpha / (float)c->lrn_size
                                                                           : c->lrn_alpha;
-        step->lrn = (an_lrn_desc){n, layer->in_channels, layer->in_height, layer->in_width, c->lrn_size, alpha,
-                                  c->lrn_beta, c->lrn_k};
-        break;
+        out->kind = AN_OP_LRN;
+        out->u.lrn = (an_lrn_desc){n, layer->in_channels, layer->in_height, layer->in_width, c->lrn_size, alpha,
+                                   c->lrn_beta, c->lrn_k};
+        return 1;
     }
     case ALEXNET_LAYER_FC:
-        step->fc = (an_fc_desc){n, layer->in_channels * layer->in_height * layer->in_width, layer->info.channels,
-                                (int)layer->info.relu};
-        break;
+        out->kind = AN_OP_FULLY_CONNECTED;
+        out->u.fc = (an_fc_desc){n, layer->in_channels * layer->in_height * layer->in_width, layer->info.channels,
+                                 (int)layer->info.relu};
+        return 1;
+    case ALEXNET_LAYER_SOFTMAX:
+        out->kind = AN_OP_SOFTMAX;
+        out->u.softmax = (an_softmax_desc){n, layer->info.channels};
+        return 1;
     default:
-        break;
+        return 0;
     }
 }
 
-static int an_weight_tensor_for_layer(const alexnet_model *model, size_t layer_index)
+/* 2 x multiply-adds of one image, counted as direct convolution whatever algorithm runs. */
+static double an_layer_flops(const an_layer *layer)
 {
-    for (size_t t = 0; t < model->params.count; t++) {
-        if (model->params.tensors[t].layer == layer_index && !model->params.tensors[t].is_bias)
-            return (int)t;
-    }
-    return -1;
+    double outputs = (double)layer->info.channels * layer->info.height * layer->info.width;
+    if (layer->info.type == ALEXNET_LAYER_CONV)
+        return 2.0 * outputs * (layer->in_channels / layer->info.groups) * layer->info.kernel_size *
+               layer->info.kernel_size;
+    if (layer->info.type == ALEXNET_LAYER_FC)
+        return 2.0 * outputs * layer->in_channels * layer->in_height * layer->in_width;
+    return 0.0;
 }
 
 static int an_new_slot(an_plan *plan) { return (int)plan->slot_count++; }
@@ -114,13 +125,12 @@ static alexnet_status an_plan_layout(alexnet_context *context, an_plan *plan, si
 
         an_step *step = &plan->steps[plan->step_count++];
         memset(step, 0, sizeof *step);
-        step->type = layer->info.type;
         step->layer = (uint32_t)i;
         step->in_slot = current;
         step->out_slot = out;
-        step->weight_tensor = an_weight_tensor_for_layer(context->model, i);
         step->out_elements = an_layer_elements(layer);
-        an_fill_step_desc(context->model, step, layer, batch);
+        step->flops_per_image = an_layer_flops(layer);
+        an_layer_op_desc(&context->model->config, layer, batch, &step->op);
         plan->layer_slot[i] = out;
         current = out;
     }
@@ -133,9 +143,20 @@ static alexnet_status an_plan_layout(alexnet_context *context, an_plan *plan, si
     return ALEXNET_OK;
 }
 
+static alexnet_status an_plan_prepare_backend(alexnet_context *context, const an_plan *plan)
+{
+    an_op_desc ops[AN_MAX_LAYERS];
+    for (size_t i = 0; i < plan->step_count; i++)
+        ops[i] = plan->steps[i].op;
+    return context->backend->prepare(context->backend_context, ops, plan->step_count);
+}
+
 static alexnet_status an_plan_allocate(alexnet_context *context, an_plan *plan)
 {
     const an_backend *backend = context->backend;
+    alexnet_status prepared = an_plan_prepare_backend(context, plan);
+    if (prepared != ALEXNET_OK)
+        return prepared;
     for (size_t s = 0; s < plan->slot_count; s++) {
         size_t bytes = plan->slot_bytes[s] == 0 ? sizeof(float) : plan->slot_bytes[s];
         alexnet_status status = backend->buffer_create(context->backend_context, bytes, &plan->slots[s]);

@@ -14,15 +14,11 @@
 #define AN_MAX_SLOTS (3 + AN_MAX_LAYERS + 2)
 
 typedef struct an_step {
-    alexnet_layer_type type;
-    uint32_t layer;         /* index in the plan's layer table */
+    an_op_desc op;          /* descriptor at the planned (maximum) batch */
+    uint32_t layer;         /* index in the layer table (the same at every input size) */
     int in_slot, out_slot;
-    int weight_tensor;      /* index into the model's parameters (bias follows), or -1 */
-    an_conv_desc conv;
-    an_pool_desc pool;
-    an_lrn_desc lrn;
-    an_fc_desc fc;
     size_t out_elements;    /* per image */
+    double flops_per_image; /* 2 x multiply-adds, for profiling */
 } an_step;
 
 typedef struct an_plan {
@@ -41,6 +37,7 @@ typedef struct an_plan {
     float *host_scores;       /* batch x classes, for top-k */
     size_t host_scores_count;
     size_t workspace_bytes;   /* device buffers + host staging */
+    double step_seconds[AN_MAX_LAYERS]; /* the last inference's timings, when profiling */
 } an_plan;
 
 struct alexnet_context {
@@ -48,11 +45,12 @@ struct alexnet_context {
     const alexnet_model *model;
     const an_backend *backend;
     an_backend_context *backend_context;
-    an_buffer *weights[AN_MAX_TENSORS];
+    an_buffer *layer_weights[AN_MAX_LAYERS]; /* per conv/FC layer, from the backend's weights_create */
     char capture[AN_MAX_LAYERS][16];
     size_t capture_count;
     an_plan plan;
     size_t last_batch; /* images in the last successful inference; 0 before the first */
+    int profile;       /* time each step */
 };
 
 /* Build a plan for batch x height x width into `plan` (allocating its buffers on the context's backend).
@@ -64,6 +62,8 @@ void an_plan_release(alexnet_context *context, an_plan *plan);
 /* Run the network on `batch` images already uploaded or given as host input. */
 alexnet_status an_forward(alexnet_context *context, const float *input, size_t batch, float *out_logits,
                           float *out_probabilities);
+/* The op descriptor of a conv/FC/pool/LRN/softmax layer at `batch`; 0 for layers without one. */
+int an_layer_op_desc(const alexnet_config *config, const an_layer *layer, size_t batch, an_op_desc *out);
 /* Index of a layer in the plan, or -1. */
 int an_plan_find_layer(const an_plan *plan, const char *name);
 

@@ -92,6 +92,10 @@ int main(void) {
     FIELD(alexnet_context_options, width);
     FIELD(alexnet_context_options, capture_layers);
     FIELD(alexnet_context_options, allocator);
+    FIELD(alexnet_context_options, num_threads);
+    FIELD(alexnet_context_options, parallel_for);
+    FIELD(alexnet_context_options, parallel_for_host);
+    FIELD(alexnet_context_options, profile_layers);
 
     SIZE(alexnet_class_score);
     FIELD(alexnet_class_score, class_index);

@@ -117,7 +117,11 @@ class ContextOptions(ctypes.Structure):
                 ("batch", c_u32),
                 ("height", c_u32), ("width", c_u32),
                 ("capture_layers", ctypes.POINTER(ctypes.c_char_p)),
-                ("allocator", Allocator)]
+                ("allocator", Allocator),
+                ("num_threads", c_u32),
+                ("parallel_for", ctypes.c_void_p),
+                ("parallel_for_host", ctypes.c_void_p),
+                ("profile_layers", c_u32)]
 
 
 class ClassScore(ctypes.Structure):

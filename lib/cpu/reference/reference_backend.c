@@ -9,7 +9,8 @@
 struct an_buffer {
     float *data;
     size_t bytes;
-    int owned; /* 0 when wrapping model weights */
+    int owned;         /* 0 when aliasing model weights */
+    const float *bias; /* weights buffers only */
 };
 
 struct an_backend_context {
@@ -24,12 +25,13 @@ static int an_ref_probe(const char **why)
 
 static const char *an_ref_describe(void) { return "portable scalar C kernels (the correctness oracle)"; }
 
-static alexnet_status an_ref_context_create(const alexnet_allocator *allocator, an_backend_context **out)
+/* Threads are ignored on purpose: the oracle stays single-threaded and obviously ordered. */
+static alexnet_status an_ref_context_create(const an_backend_params *params, an_backend_context **out)
 {
-    an_backend_context *context = an_alloc(allocator, sizeof *context, "reference backend context");
+    an_backend_context *context = an_alloc(&params->allocator, sizeof *context, "reference backend context");
     if (context == NULL)
         return ALEXNET_E_OUT_OF_MEMORY;
-    context->allocator = *allocator;
+    context->allocator = params->allocator;
     *out = context;
     return ALEXNET_OK;
 }
@@ -54,21 +56,33 @@ static alexnet_status an_ref_buffer_create(an_backend_context *context, size_t b
     }
     buffer->bytes = bytes;
     buffer->owned = 1;
+    buffer->bias = NULL;
     *out = buffer;
     return ALEXNET_OK;
 }
 
-static alexnet_status an_ref_buffer_wrap_constant(an_backend_context *context, const float *host, size_t count,
-                                                  an_buffer **out)
+static alexnet_status an_ref_weights_create(an_backend_context *context, const an_op_desc *desc,
+                                            const float *weight, const float *bias, an_buffer **out)
 {
-    an_buffer *buffer = an_alloc(&context->allocator, sizeof *buffer, "buffer");
+    size_t count = desc->kind == AN_OP_CONV2D
+                       ? (size_t)desc->u.conv.out_channels * (desc->u.conv.in_channels / desc->u.conv.groups) *
+                             desc->u.conv.kernel_size * desc->u.conv.kernel_size
+                       : (size_t)desc->u.fc.out_features * desc->u.fc.in_features;
+    an_buffer *buffer = an_alloc(&context->allocator, sizeof *buffer, "weights buffer");
     if (buffer == NULL)
         return ALEXNET_E_OUT_OF_MEMORY;
     /* The model is immutable and outlives the context, so aliasing its memory is safe; ops only read it. */
-    buffer->data = (float *)(uintptr_t)host;
+    buffer->data = (float *)(uintptr_t)weight;
     buffer->bytes = count * sizeof(float);
     buffer->owned = 0;
+    buffer->bias = bias;
     *out = buffer;
+    return ALEXNET_OK;
+}
+
+static alexnet_status an_ref_prepare(an_backend_context *context, const an_op_desc *ops, size_t count)
+{
+    (void)context, (void)ops, (void)count; /* the scalar kernels need no scratch memory */
     return ALEXNET_OK;
 }
 
@@ -102,10 +116,10 @@ static alexnet_status an_ref_download(an_backend_context *context, const an_buff
 }
 
 static alexnet_status an_ref_conv2d_op(an_backend_context *context, const an_conv_desc *desc, const an_buffer *in,
-                                    const an_buffer *weight, const an_buffer *bias, an_buffer *out)
+                                       const an_buffer *weights, an_buffer *out)
 {
     (void)context;
-    an_ref_conv2d(desc, in->data, weight->data, bias->data, out->data);
+    an_ref_conv2d(desc, in->data, weights->data, weights->bias, out->data);
     return ALEXNET_OK;
 }
 
@@ -134,10 +148,10 @@ static alexnet_status an_ref_lrn_op(an_backend_context *context, const an_lrn_de
 }
 
 static alexnet_status an_ref_fc(an_backend_context *context, const an_fc_desc *desc, const an_buffer *in,
-                                const an_buffer *weight, const an_buffer *bias, an_buffer *out)
+                                const an_buffer *weights, an_buffer *out)
 {
     (void)context;
-    an_ref_fully_connected(desc, in->data, weight->data, bias->data, out->data);
+    an_ref_fully_connected(desc, in->data, weights->data, weights->bias, out->data);
     return ALEXNET_OK;
 }
 
@@ -156,11 +170,11 @@ static alexnet_status an_ref_dropout_op(an_backend_context *context, size_t coun
     return ALEXNET_OK;
 }
 
-static alexnet_status an_ref_softmax_op(an_backend_context *context, uint32_t batch, uint32_t classes,
+static alexnet_status an_ref_softmax_op(an_backend_context *context, const an_softmax_desc *desc,
                                         const an_buffer *in, an_buffer *out)
 {
     (void)context;
-    an_ref_softmax(batch, classes, in->data, out->data);
+    an_ref_softmax(desc->batch, desc->classes, in->data, out->data);
     return ALEXNET_OK;
 }
 
@@ -180,10 +194,11 @@ const an_backend an_reference_backend = {
     .context_create = an_ref_context_create,
     .context_destroy = an_ref_context_destroy,
     .buffer_create = an_ref_buffer_create,
-    .buffer_wrap_constant = an_ref_buffer_wrap_constant,
     .buffer_destroy = an_ref_buffer_destroy,
     .upload = an_ref_upload,
     .download = an_ref_download,
+    .weights_create = an_ref_weights_create,
+    .prepare = an_ref_prepare,
     .conv2d = an_ref_conv2d_op,
     .max_pool2d = an_ref_max_pool,
     .adaptive_avg_pool2d = an_ref_avg_pool,
