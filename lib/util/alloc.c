@@ -2,9 +2,15 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "util/checked.h"
 #include "util/error.h"
+
+/* Blocks this large (the weights, big activations) are aligned to 2 MiB and offered to transparent huge
+ * pages where the system allows it (THP "madvise" mode): first-touching 250 MB in 4 KiB pages costs most of
+ * a second here, in 2 MiB pages a small fraction of that. */
+#define AN_HUGE_PAGE_SIZE ((size_t)2 << 20)
 
 static void *an_default_alloc(void *user, size_t size, size_t alignment)
 {
@@ -12,8 +18,15 @@ static void *an_default_alloc(void *user, size_t size, size_t alignment)
     void *ptr = NULL;
     if (alignment < sizeof(void *))
         alignment = sizeof(void *);
+    int huge = size >= 2 * AN_HUGE_PAGE_SIZE;
+    if (huge && alignment < AN_HUGE_PAGE_SIZE)
+        alignment = AN_HUGE_PAGE_SIZE;
     if (posix_memalign(&ptr, alignment, size) != 0)
         return NULL;
+#ifdef MADV_HUGEPAGE
+    if (huge)
+        (void)madvise(ptr, size & ~(AN_HUGE_PAGE_SIZE - 1), MADV_HUGEPAGE); /* advice only: failure is harmless */
+#endif
     return ptr;
 }
 
