@@ -240,6 +240,19 @@ typedef struct alexnet_backend_info {
 ALEXNET_API size_t alexnet_backend_count(void);
 ALEXNET_API alexnet_status alexnet_backend_get_info(size_t index, alexnet_backend_info *out_info);
 
+/* Devices of every available backend ("cpu-simd:0", "opencl:0", "cuda:1", ...). A context is bound to one by
+ * naming it in alexnet_context_options.backend; a bare backend name means its device 0. */
+typedef struct alexnet_device_info {
+    size_t struct_size;
+    char name[40];           /* "<backend>:<index>" */
+    const char *backend;     /* the backend's name; static storage */
+    char description[128];   /* e.g. the GPU model, or the CPU ISA in use */
+    uint64_t memory_bytes;   /* device memory; for host backends the physical memory */
+    int32_t available;
+} alexnet_device_info;
+ALEXNET_API size_t alexnet_device_count(void);
+ALEXNET_API alexnet_status alexnet_device_get_info(size_t index, alexnet_device_info *out_info);
+
 /* ---- context: execution state and workspace on one backend; one thread at a time -------------------- */
 typedef struct alexnet_context alexnet_context;
 

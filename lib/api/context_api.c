@@ -77,8 +77,9 @@ alexnet_status alexnet_context_create(const alexnet_model *model, const alexnet_
     if (status == ALEXNET_OK && options->allocator.alloc == NULL)
         allocator = model->allocator;
     const an_backend *backend = NULL;
+    uint32_t device_index = 0;
     if (status == ALEXNET_OK)
-        status = an_backend_select(options->backend, &backend);
+        status = an_backend_select_device(options->backend, &backend, &device_index);
     size_t batch = 0;
     uint32_t height = 0, width = 0;
     if (status == ALEXNET_OK)
@@ -94,7 +95,8 @@ alexnet_status alexnet_context_create(const alexnet_model *model, const alexnet_
     context->backend = backend;
     status = an_context_copy_captures(context, options->capture_layers);
     context->profile = options->profile_layers != 0;
-    an_backend_params params = {allocator, options->num_threads, options->parallel_for, options->parallel_for_host};
+    an_backend_params params = {allocator, options->num_threads, options->parallel_for, options->parallel_for_host,
+                                device_index};
     if (status == ALEXNET_OK)
         status = backend->context_create(&params, &context->backend_context);
     if (status == ALEXNET_OK)

@@ -80,6 +80,7 @@ typedef struct an_backend_params {
     uint32_t num_threads;                 /* 1 = calling thread only; 0 = one per online CPU */
     alexnet_parallel_for_fn parallel_for; /* the host's job system, or NULL */
     void *parallel_for_host;
+    uint32_t device_index;                /* < device_count() */
 } an_backend_params;
 
 typedef struct an_backend {
@@ -91,6 +92,9 @@ typedef struct an_backend {
     int (*probe)(const char **why);
     /* What it runs on here (e.g. the ISA chosen); static text. */
     const char *(*describe)(void);
+    /* Devices: NULL device_count means exactly one device (index 0) described by describe(). */
+    size_t (*device_count)(void);
+    alexnet_status (*device_info)(size_t index, alexnet_device_info *out); /* fills all but name/backend */
 
     alexnet_status (*context_create)(const an_backend_params *params, an_backend_context **out);
     void (*context_destroy)(an_backend_context *context);
@@ -140,6 +144,9 @@ size_t an_backend_registry_count(void);
 const an_backend *an_backend_registry_get(size_t index);
 /* Resolve a context option ("auto"/NULL, "cpu", a name) and ALEXNET_BACKEND into an available backend. */
 alexnet_status an_backend_select(const char *requested, const an_backend **out);
+/* Split "name:index" (index defaults to 0) and select; checks the index against the backend's devices. */
+alexnet_status an_backend_select_device(const char *requested, const an_backend **out, uint32_t *out_index);
+size_t an_backend_device_count(const an_backend *backend);
 
 /* Dropout's keep decision for element i: shared by every backend so masks agree bit for bit. */
 static inline int an_dropout_keep(uint64_t seed, uint64_t index, float rate)

@@ -514,6 +514,60 @@ START_TEST(backend_selection)
 }
 END_TEST
 
+
+START_TEST(devices_and_profiling)
+{
+    test_counting_allocator counter;
+    alexnet_allocator allocator = test_counting_allocator_make(&counter);
+    alexnet_config c = small_config(0);
+    alexnet_model *model = make_model(&c, allocator, 3, ALEXNET_INIT_KAIMING);
+    ck_assert(alexnet_device_count() >= 1);
+    int found_reference = 0;
+    for (size_t i = 0; i < alexnet_device_count(); i++) {
+        alexnet_device_info info;
+        ck_assert_int_eq(alexnet_device_get_info(i, &info), ALEXNET_OK);
+        ck_assert(strchr(info.name, ':') != NULL && info.backend != NULL && info.description[0] != '\0');
+        found_reference |= strcmp(info.name, "reference:0") == 0;
+    }
+    ck_assert(found_reference);
+    alexnet_device_info info;
+    ck_assert_int_eq(alexnet_device_get_info(alexnet_device_count(), &info), ALEXNET_E_NOT_FOUND);
+
+    alexnet_context_options options;
+    alexnet_context_options_init(&options);
+    alexnet_context *context = NULL;
+    options.backend = "reference:1";
+    assert_failed_with(alexnet_context_create(model, &options, &context), ALEXNET_E_NOT_FOUND, "no device 1");
+    options.backend = "reference:x";
+    assert_failed_with(alexnet_context_create(model, &options, &context), ALEXNET_E_INVALID_ARGUMENT, "index");
+    options.backend = "reference:0";
+    options.profile_layers = 1;
+    options.batch = 2;
+    ck_assert_int_eq(alexnet_context_create(model, &options, &context), ALEXNET_OK);
+    alexnet_layer_profile rows[32];
+    size_t count = 0;
+    assert_failed_with(alexnet_context_profile(context, rows, 32, &count), ALEXNET_E_STATE, "no inference");
+    float input[2 * 3 * 32 * 32], logits[20];
+    test_fill_input(input, sizeof input / sizeof input[0], 2);
+    ck_assert_int_eq(alexnet_infer(context, input, 2, logits, NULL), ALEXNET_OK);
+    ck_assert_int_eq(alexnet_context_profile(context, rows, 32, &count), ALEXNET_OK);
+    ck_assert_uint_eq(count, 14); /* 17 layers less the input and the two dropouts (identity at inference) */
+    ck_assert_str_eq(rows[0].name, "conv1");
+    /* conv1: 8 x 16 x 16 outputs, each 3 x 5 x 5 multiply-adds, two images */
+    ck_assert(rows[0].flops == 2.0 * 8 * 16 * 16 * 75 * 2);
+    ck_assert(rows[0].seconds > 0.0);
+    ck_assert_str_eq(rows[count - 1].name, "prob");
+    ck_assert(rows[count - 1].flops == 0.0);
+    alexnet_context_destroy(context);
+    options.profile_layers = 0;
+    ck_assert_int_eq(alexnet_context_create(model, &options, &context), ALEXNET_OK);
+    assert_failed_with(alexnet_context_profile(context, rows, 32, &count), ALEXNET_E_STATE, "profile_layers");
+    alexnet_context_destroy(context);
+    alexnet_model_destroy(model);
+    assert_no_leaks(&counter);
+}
+END_TEST
+
 /* ---- weights files ---- */
 START_TEST(save_and_load_round_trip)
 {
@@ -718,6 +772,7 @@ int main(void)
     tcase_add_test(tc, inference_rejects_bad_arguments_and_leaves_outputs_untouched);
     tcase_add_test(tc, reshape_with_adaptive_pooling);
     tcase_add_test(tc, backend_selection);
+    tcase_add_test(tc, devices_and_profiling);
     tcase_add_test(tc, save_and_load_round_trip);
     tcase_add_test(tc, classify_images_end_to_end);
     tcase_add_test(tc, top_k_orders_ties_and_nan);
