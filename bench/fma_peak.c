@@ -67,19 +67,33 @@ static double bench_now(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+/* A start gate: workers wait until the caller opens it (go = 1) or calls the trial off (go = -1). */
+typedef struct bench_gate {
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+    int go;
+} bench_gate;
+
 typedef struct bench_worker {
     bench_kernel_fn kernel;
     uint64_t iterations;
     float seed;
-    pthread_barrier_t *barrier;
+    bench_gate *gate;
     double start, end;
     float result;
 } bench_worker;
 
 static void bench_worker_run(bench_worker *w)
 {
-    if (w->barrier)
-        pthread_barrier_wait(w->barrier);
+    if (w->gate) {
+        pthread_mutex_lock(&w->gate->mutex);
+        while (w->gate->go == 0)
+            pthread_cond_wait(&w->gate->cond, &w->gate->mutex);
+        int go = w->gate->go;
+        pthread_mutex_unlock(&w->gate->mutex);
+        if (go < 0)
+            return;
+    }
     w->start = bench_now();
     w->result = w->kernel(w->iterations, w->seed);
     w->end = bench_now();
@@ -91,43 +105,44 @@ static void *bench_worker_main(void *arg)
     return NULL;
 }
 
+static void bench_gate_open(bench_gate *gate, int go)
+{
+    pthread_mutex_lock(&gate->mutex);
+    gate->go = go;
+    pthread_cond_broadcast(&gate->cond);
+    pthread_mutex_unlock(&gate->mutex);
+}
+
+#define BENCH_MAX_THREADS 256
+
 /* One trial: returns GFLOP/s, or a negative value if a thread could not be started. */
 static double bench_trial(bench_kernel_fn kernel, double flops_per_iteration, unsigned threads, uint64_t iterations,
                           volatile float *sink)
 {
-    bench_worker workers[256];
-    pthread_t ids[256];
-    pthread_barrier_t barrier;
-    if (threads > 256)
-        threads = 256;
-    if (threads > 1 && pthread_barrier_init(&barrier, NULL, threads) != 0)
-        return -1.0;
-    unsigned started = 1;
-    int ok = 1;
+    static bench_worker workers[BENCH_MAX_THREADS];
+    static pthread_t ids[BENCH_MAX_THREADS];
+    bench_gate gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    if (threads > BENCH_MAX_THREADS)
+        threads = BENCH_MAX_THREADS;
     for (unsigned t = 0; t < threads; t++) {
         memset(&workers[t], 0, sizeof workers[t]);
         workers[t].kernel = kernel;
         workers[t].iterations = iterations;
         workers[t].seed = 1.0f + 0.5f * (float)t;
-        workers[t].barrier = threads > 1 ? &barrier : NULL;
+        workers[t].gate = &gate;
     }
-    for (unsigned t = 1; t < threads; t++) {
-        if (pthread_create(&ids[t], NULL, bench_worker_main, &workers[t]) != 0) {
-            ok = 0;
-            break;
-        }
+    unsigned started = 1;
+    while (started < threads && pthread_create(&ids[started], NULL, bench_worker_main, &workers[started]) == 0)
         started++;
-    }
-    if (!ok) {
-        /* The started threads wait at the barrier for the full count: they can never be released, so the
-         * process gives up on the probe (and leaks them until exit) rather than hang. */
-        return -1.0;
-    }
-    bench_worker_run(&workers[0]);
+    bench_gate_open(&gate, started == threads ? 1 : -1);
+    if (started == threads)
+        bench_worker_run(&workers[0]);
     for (unsigned t = 1; t < started; t++)
         pthread_join(ids[t], NULL);
-    if (threads > 1)
-        pthread_barrier_destroy(&barrier);
+    pthread_cond_destroy(&gate.cond);
+    pthread_mutex_destroy(&gate.mutex);
+    if (started != threads)
+        return -1.0;
     double first = workers[0].start, last = workers[0].end;
     float sum = 0.0f;
     for (unsigned t = 0; t < threads; t++) {

@@ -179,7 +179,7 @@ typedef struct alexnet_model alexnet_model;
 typedef enum alexnet_init_scheme {
     ALEXNET_INIT_DEFAULT = 0, /* the variant's own: PAPER for the article's nets, KAIMING for torchvision */
     ALEXNET_INIT_PAPER = 1,   /* weights N(0, 0.01); biases 1 in conv2, conv4, conv5 and hidden FC, else 0 */
-    ALEXNET_INIT_CAFFE = 2,   /* weights N(0, 0.01) conv / N(0, 0.005) FC; biases 0.1 (0 for conv1, last FC) */
+    ALEXNET_INIT_CAFFE = 2,   /* weights N(0, 0.01), hidden FC N(0, 0.005); biases 0.1 where PAPER has 1, else 0 */
     ALEXNET_INIT_KAIMING = 3  /* PyTorch's default: weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)) */
 } alexnet_init_scheme;
 
@@ -198,7 +198,8 @@ ALEXNET_API void alexnet_model_options_init(alexnet_model_options *options);
 ALEXNET_API alexnet_status alexnet_model_create(const alexnet_model_options *options, uint64_t seed,
                                                 alexnet_model **out_model);
 /* Load safetensors weights (F32, F16 or BF16) into the options' architecture. Every tensor of the model must
- * be present with its exact shape; the file's metadata must not contradict the options. */
+ * be present with its exact shape and finite values, and no other tensor may be. When options.num_classes is
+ * 0 the class count is taken from the file's classifier (its "num_classes" metadata, if any, must agree). */
 ALEXNET_API alexnet_status alexnet_model_load(const char *path, const alexnet_model_options *options,
                                               alexnet_model **out_model);
 ALEXNET_API alexnet_status alexnet_model_load_memory(const void *data, size_t size,
@@ -281,8 +282,9 @@ ALEXNET_API alexnet_status alexnet_context_create(const alexnet_model *model, co
                                                   alexnet_context **out_context);
 ALEXNET_API void alexnet_context_destroy(alexnet_context *context); /* NULL is a no-op */
 
-/* Set the maximum batch and the input size, re-planning the workspace. The only call after creation that
- * allocates. A model without adaptive pooling accepts only its configured size. */
+/* Set the maximum batch and the input size (0 x 0 = the configured size), re-planning the workspace. The
+ * only call after creation that allocates; on failure the previous shape stays in force. A model without
+ * adaptive pooling accepts only its configured size. */
 ALEXNET_API alexnet_status alexnet_context_reshape(alexnet_context *context, size_t batch, uint32_t height,
                                                    uint32_t width);
 ALEXNET_API alexnet_status alexnet_context_get_shape(const alexnet_context *context, size_t *out_batch,
@@ -360,6 +362,207 @@ ALEXNET_API alexnet_status alexnet_preprocess_image(const alexnet_image *image, 
 ALEXNET_API alexnet_status alexnet_classify_images(alexnet_context *context, const alexnet_image *images, size_t count,
                                                    const alexnet_image_options *options, size_t k,
                                                    alexnet_class_score *out_top_k);
+
+/* ---- training ---------------------------------------------------------------------------------------- */
+/* A trainer owns a private copy of a model's weights, their momentum and gradients, and its own backend
+ * context. The model it starts from is only read at creation: models stay immutable and shareable, and
+ * any number of trainers may start from one. Trained weights become visible only at explicit points:
+ * alexnet_trainer_export_model creates a new model (which contexts then use), so no inference ever runs
+ * on weights that are being updated. A trainer is used by one thread at a time. See docs/TRAINING.md. */
+typedef struct alexnet_trainer alexnet_trainer;
+
+/* ---- datasets: labelled 8-bit images in memory ---- */
+/* All images of a dataset share one size (any size: crops of the network's input size are taken inside
+ * the training loop) and one channel count (1 grey, 3 RGB); pixels are stored interleaved (HWC). */
+typedef struct alexnet_dataset alexnet_dataset;
+
+typedef struct alexnet_dataset_options {
+    size_t struct_size;
+    uint32_t channels;           /* 1 or 3; 0 (loaders only) = what the file holds */
+    uint32_t height, width;      /* 0 (loaders only) = what the file holds */
+    uint32_t num_classes;        /* labels are < num_classes; 0 (loaders only) = the largest label + 1 */
+    size_t capacity;             /* images to reserve room for up front; 0 = grow as needed */
+    alexnet_allocator allocator; /* used for the dataset's whole life */
+} alexnet_dataset_options;
+ALEXNET_API void alexnet_dataset_options_init(alexnet_dataset_options *options);
+
+ALEXNET_API alexnet_status alexnet_dataset_create(const alexnet_dataset_options *options,
+                                                  alexnet_dataset **out_dataset);
+/* Append one image of the dataset's size, in any pixel format: converted to the dataset's channels as
+ * alexnet_preprocess_image does (grey replicated to RGB; RGB to grey by ITU-R 601 luminance). */
+ALEXNET_API alexnet_status alexnet_dataset_add_image(alexnet_dataset *dataset, const alexnet_image *image,
+                                                     uint32_t label);
+/* Append count images packed as count x height x width x channels bytes, with their labels. */
+ALEXNET_API alexnet_status alexnet_dataset_add(alexnet_dataset *dataset, const uint8_t *pixels,
+                                               const uint32_t *labels, size_t count);
+/* Load an IDX pair, the MNIST / Fashion-MNIST format (images: u8 [n][rows][cols], labels: u8 [n]), given
+ * uncompressed (gunzip the distributed .gz files first). Every size in the headers is checked. options
+ * may be NULL; nonzero channels/height/width/num_classes there must match the files. */
+ALEXNET_API alexnet_status alexnet_dataset_load_idx(const char *images_path, const char *labels_path,
+                                                    const alexnet_dataset_options *options,
+                                                    alexnet_dataset **out_dataset);
+ALEXNET_API alexnet_status alexnet_dataset_load_idx_memory(const void *images, size_t images_size,
+                                                           const void *labels, size_t labels_size,
+                                                           const alexnet_dataset_options *options,
+                                                           alexnet_dataset **out_dataset);
+/* A new dataset holding images [first, first + count) of dataset (e.g. to hold out a validation set). */
+ALEXNET_API alexnet_status alexnet_dataset_subset(const alexnet_dataset *dataset, size_t first, size_t count,
+                                                  alexnet_dataset **out_dataset);
+ALEXNET_API void alexnet_dataset_destroy(alexnet_dataset *dataset); /* NULL is a no-op */
+ALEXNET_API size_t alexnet_dataset_count(const alexnet_dataset *dataset); /* 0 for NULL */
+/* A view of image index (valid while the dataset lives and is not appended to) and its label. */
+ALEXNET_API alexnet_status alexnet_dataset_get(const alexnet_dataset *dataset, size_t index,
+                                               alexnet_image *out_image, uint32_t *out_label);
+/* Per-channel mean and standard deviation of pixel / 255 over the whole dataset (entries beyond the
+ * dataset's channels are set to 0 and 1): what alexnet_augment_options.mean/std want. */
+ALEXNET_API alexnet_status alexnet_dataset_channel_stats(const alexnet_dataset *dataset, float out_mean[3],
+                                                         float out_std[3]);
+/* Principal components of the pixel colours (pixel / 255) over the dataset, for the paper's PCA lighting
+ * noise: eigenvalues in descending order, and eigenvectors row-major (out_eigenvectors[3 * i + j] is
+ * component j of eigenvector i). A grey dataset gives its variance and the vector (1, 0, 0). */
+ALEXNET_API alexnet_status alexnet_dataset_pca(const alexnet_dataset *dataset, float out_eigenvalues[3],
+                                               float out_eigenvectors[9]);
+
+/* ---- augmentation: how the training loop turns a dataset image into a network input ---- */
+/* Per image, in this order: zero-pad `padding` pixels on every side; crop the network's input size at a
+ * random position (random_crop) or at the centre; mirror left-right with probability 1/2 (mirror);
+ * scale to [0, 1]; add the paper's PCA lighting noise sum_i alpha_i * eigenvalue_i * eigenvector_i with
+ * alpha_i ~ N(0, pca_std) drawn per image (for one channel: alpha_0 * eigenvalue_0); normalise
+ * (x - mean) / std per channel. Evaluation uses the centre crop of the padded image (or the ten crops:
+ * four corners and centre, and their mirrors) with no noise. All randomness comes from the trainer's
+ * seeded generator, which checkpoints save. */
+typedef struct alexnet_augment_options {
+    size_t struct_size;
+    uint32_t padding;           /* 0 */
+    uint32_t random_crop;       /* 1 */
+    uint32_t mirror;            /* 1 */
+    float pca_std;              /* 0.1 (the paper); 0 = no lighting noise */
+    float pca_eigenvalues[3];   /* ImageNet's RGB components by default (for values in [0, 1]) */
+    float pca_eigenvectors[9];  /* row-major, eigenvector i in [3i, 3i + 3) */
+    float mean[3], std[3];      /* ImageNet's, as alexnet_image_options */
+} alexnet_augment_options;
+ALEXNET_API void alexnet_augment_options_init(alexnet_augment_options *options);
+
+/* ---- trainer options ---- */
+typedef enum alexnet_lr_schedule {
+    ALEXNET_LR_CONSTANT = 0, /* the learning rate never changes */
+    ALEXNET_LR_STEP = 1,     /* multiplied by lr_gamma every lr_step_epochs epochs */
+    ALEXNET_LR_PLATEAU = 2   /* multiplied by lr_gamma (0.1: the paper's "divide by 10") when the validation
+                              * loss (the training loss without a validation set) has not improved for
+                              * lr_patience epochs */
+} alexnet_lr_schedule;
+
+/* A learning-rate multiplier for one layer's weights and biases (biases get bias_lr_multiplier too). */
+typedef struct alexnet_layer_multiplier {
+    const char *layer; /* a conv or FC layer's name: "conv1" ... "fc8" */
+    float lr_multiplier;
+} alexnet_layer_multiplier;
+
+/* What the progress callback sees: one event after every step and one at the end of every epoch. */
+typedef struct alexnet_train_progress {
+    size_t struct_size;
+    int32_t end_of_epoch;         /* 0: a step event; 1: an epoch event */
+    uint32_t epoch;               /* 0-based epoch the event belongs to */
+    uint64_t step;                /* steps completed since the trainer was created (resumes included) */
+    size_t images_done;           /* images of this epoch done so far */
+    size_t images_per_epoch;
+    float loss, accuracy;         /* step: the batch's mean loss and top-1 accuracy; epoch: the epoch's */
+    float learning_rate;          /* step: the rate it used; epoch: the rate for the next epoch */
+    float validation_loss;        /* epoch events with a validation set, else NaN */
+    float validation_top1_error, validation_top5_error;
+} alexnet_train_progress;
+/* Return 0 to go on, nonzero to stop: alexnet_trainer_train then returns ALEXNET_OK at once, with the
+ * trainer in a consistent state (a checkpoint taken then resumes exactly there). */
+typedef int (*alexnet_progress_fn)(void *user, const alexnet_train_progress *progress);
+
+typedef struct alexnet_trainer_options {
+    size_t struct_size;
+    /* Execution, as in alexnet_context_options. The backend must implement the training ops (the
+     * reference backend does); otherwise creation fails with ALEXNET_E_UNSUPPORTED. */
+    const char *backend;          /* "auto" */
+    uint32_t num_threads;         /* 1 */
+    alexnet_parallel_for_fn parallel_for;
+    void *parallel_for_host;
+    alexnet_allocator allocator;  /* all-NULL: the model's */
+    uint32_t batch;               /* 128: images per step (the paper's); steps may use fewer */
+    /* SGD, PyTorch's formulation: v = momentum * v + (grad + weight_decay * w); w -= lr * v */
+    float learning_rate;          /* 0.01 */
+    float momentum;               /* 0.9 */
+    float weight_decay;           /* 5e-4 */
+    float dropout_rate;           /* < 0 (the default, -1): the model configuration's rate; 0 = off */
+    uint64_t seed;                /* dropout masks, data order, augmentation, a new last layer; 0 is a seed */
+    alexnet_lr_schedule lr_schedule; /* CONSTANT */
+    float lr_gamma;               /* 0.1 */
+    uint32_t lr_step_epochs;      /* STEP: 30 */
+    uint32_t lr_patience;         /* PLATEAU: 2 */
+    float bias_lr_multiplier;     /* 1 (PyTorch and the paper; Caffe's AlexNet recipe uses 2) */
+    float bias_weight_decay_multiplier; /* 1 (PyTorch; Caffe's recipe uses 0) */
+    const alexnet_layer_multiplier *layer_multipliers; /* layer_multiplier_count entries, or NULL */
+    size_t layer_multiplier_count;
+    /* NULL-terminated conv/FC layer names whose parameters stay fixed: no gradient is computed for them,
+     * and nothing at all below the lowest trainable layer. */
+    const char *const *frozen_layers;
+    /* Nonzero and different from the model's: fine-tune to this many classes; the last FC layer is
+     * re-initialised from seed (the variant's scheme: N(0, 0.01) and bias 0, or PyTorch's uniform for
+     * torchvision) and every other tensor is copied. */
+    uint32_t num_classes;
+    const alexnet_augment_options *augment; /* NULL: alexnet_augment_options_init's defaults */
+    alexnet_progress_fn progress;           /* NULL: no callback */
+    void *progress_user;
+} alexnet_trainer_options;
+ALEXNET_API void alexnet_trainer_options_init(alexnet_trainer_options *options);
+
+/* ---- trainer calls ---- */
+/* Copies the model's weights (the model may be destroyed afterwards). */
+ALEXNET_API alexnet_status alexnet_trainer_create(const alexnet_model *model, const alexnet_trainer_options *options,
+                                                  alexnet_trainer **out_trainer);
+ALEXNET_API void alexnet_trainer_destroy(alexnet_trainer *trainer); /* NULL is a no-op */
+
+/* One SGD step (forward, backward, update) on batch inputs already normalised (NCHW at the configured
+ * input size) with labels < the class count; 1 <= batch <= options.batch. out_loss (the batch's mean
+ * cross-entropy) and out_accuracy (its top-1 accuracy) may be NULL. A non-finite loss fails with
+ * ALEXNET_E_STATE before any weight changes. */
+ALEXNET_API alexnet_status alexnet_trainer_step(alexnet_trainer *trainer, const float *input, const uint32_t *labels,
+                                                size_t batch, float *out_loss, float *out_accuracy);
+
+typedef struct alexnet_evaluation {
+    size_t struct_size;
+    size_t count;        /* images evaluated */
+    double loss;         /* mean cross-entropy of the (crop-averaged) softmax */
+    double top1_error;   /* fractions in [0, 1] */
+    double top5_error;   /* top-min(5, classes) */
+} alexnet_evaluation;
+/* Evaluate on every image of dataset (dropout off, no noise): the centre crop, or with ten_crop nonzero the
+ * paper's ten crops with their softmax outputs averaged. Does not change the trainer's state. */
+ALEXNET_API alexnet_status alexnet_trainer_evaluate(alexnet_trainer *trainer, const alexnet_dataset *dataset,
+                                                    uint32_t ten_crop, alexnet_evaluation *out_evaluation);
+/* Train until `epochs` epochs in all have completed (counting from creation, resumes included; a call with
+ * a count already reached does nothing). Each epoch visits the dataset in a seeded random order, in
+ * batches, augmenting every image; validation (may be NULL) is evaluated after each epoch for the progress
+ * event and the PLATEAU schedule. A resumed trainer continues mid-epoch where its checkpoint was taken, so
+ * pass the same training dataset. */
+ALEXNET_API alexnet_status alexnet_trainer_train(alexnet_trainer *trainer, const alexnet_dataset *train,
+                                                 const alexnet_dataset *validation, uint32_t epochs);
+
+typedef struct alexnet_trainer_state {
+    size_t struct_size;
+    uint64_t step;          /* steps completed */
+    uint32_t epoch;         /* epochs completed */
+    size_t epoch_position;  /* images of the current epoch done */
+    float learning_rate;    /* the rate the next step uses */
+} alexnet_trainer_state;
+ALEXNET_API alexnet_status alexnet_trainer_get_state(const alexnet_trainer *trainer, alexnet_trainer_state *out_state);
+
+/* A checkpoint is a safetensors file: the weights (under the model's tensor names), the momentum buffers
+ * ("momentum." + name, trainable tensors only) and, as metadata, the counters, the schedule's state and the
+ * data-order/augmentation generator and the seed. Written atomically (temporary file + rename). Loading
+ * checks it against the trainer (tensor names and shapes, class count, frozen layers) before anything
+ * changes, then restores all of it, the seed included; a run resumed from the checkpoint taken after step k
+ * continues bit for bit as the run that wrote it did (same options, same datasets, same backend). */
+ALEXNET_API alexnet_status alexnet_trainer_save_checkpoint(const alexnet_trainer *trainer, const char *path);
+ALEXNET_API alexnet_status alexnet_trainer_load_checkpoint(alexnet_trainer *trainer, const char *path);
+/* A new, independent model with the trainer's current weights (allocated with the trainer's allocator). */
+ALEXNET_API alexnet_status alexnet_trainer_export_model(const alexnet_trainer *trainer, alexnet_model **out_model);
 
 #ifdef __cplusplus
 }

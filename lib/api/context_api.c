@@ -138,6 +138,12 @@ alexnet_status alexnet_context_reshape(alexnet_context *context, size_t batch, u
     if (batch == 0 || batch > AN_MAX_BATCH)
         return an_error(ALEXNET_E_INVALID_ARGUMENT, "alexnet_context_reshape: batch %zu is outside [1, %d]", batch,
                         AN_MAX_BATCH);
+    if ((height == 0) != (width == 0))
+        return an_error(ALEXNET_E_INVALID_ARGUMENT, "alexnet_context_reshape: height and width must both be 0 or set");
+    if (height == 0) { /* 0 x 0 means the model's configured size, as in the context options */
+        height = context->model->config.input_height;
+        width = context->model->config.input_width;
+    }
     an_plan plan;
     alexnet_status status = an_plan_build(context, batch, height, width, &plan);
     if (status != ALEXNET_OK)

@@ -18,7 +18,8 @@
 
 #include "alexnet/alexnet.h"
 
-#define AN_BACKEND_API_VERSION 1
+/* 2: the training ops were appended to struct an_backend. */
+#define AN_BACKEND_API_VERSION 2
 
 typedef struct an_buffer an_buffer;                   /* defined by each backend */
 typedef struct an_backend_context an_backend_context; /* defined by each backend */
@@ -61,6 +62,13 @@ typedef enum an_op_kind {
     AN_OP_FULLY_CONNECTED = 5,
     AN_OP_SOFTMAX = 6
 } an_op_kind;
+
+/* One SGD update of one parameter tensor (count elements); learning_rate already carries the tensor's
+ * multiplier and weight_decay its decay multiplier. */
+typedef struct an_sgd_desc {
+    size_t count;
+    float learning_rate, momentum, weight_decay;
+} an_sgd_desc;
 
 /* One op of a plan, as prepare() and weights_create() see it. */
 typedef struct an_op_desc {
@@ -137,6 +145,68 @@ typedef struct an_backend {
                               an_buffer *out);
     /* Wait for everything enqueued; report the first asynchronous failure. */
     alexnet_status (*sync)(an_backend_context *context);
+
+    /* ---- training (appended; lib/net/train.c). A backend that leaves any of these NULL cannot train:
+     * trainer creation fails with ALEXNET_E_UNSUPPORTED naming it, and inference is unaffected.
+     *
+     * Conventions. Trainable parameters live in plain buffers in PyTorch's layouts (conv weight
+     * [out][in/groups][k][k], FC weight [out][in], bias [out]), one buffer per tensor. Every gradient op
+     * OVERWRITES its outputs (it never accumulates into them): weight gradients are the sum over the batch
+     * of the op's desc, and a data gradient covers the whole input tensor (zero where nothing flows).
+     * Gradients with respect to a conv or FC output are taken BEFORE its fused ReLU: the caller applies
+     * relu_backward first, so desc->relu is ignored by the backward ops. Only relu_backward and
+     * dropout_backward may run in place (grad_in == grad_out); every other op's buffers are distinct. */
+
+    /* A weights handle for the forward ops (conv2d, fully_connected) that reads the given parameter
+     * buffers, which outlive it. It is destroyed with buffer_destroy. */
+    alexnet_status (*weights_bind)(an_backend_context *context, const an_op_desc *desc, const an_buffer *weight,
+                                   const an_buffer *bias, an_buffer **out);
+    /* The parameter buffers behind a bound handle changed (an update ran): a backend that repacked them
+     * refreshes its copy here; one that reads them in place does nothing. */
+    alexnet_status (*weights_refresh)(an_backend_context *context, const an_op_desc *desc, const an_buffer *weight,
+                                      const an_buffer *bias, an_buffer *weights);
+    /* grad_in[b][ic][y][x] = sum over the outputs the tap reaches of weight * grad_out. */
+    alexnet_status (*conv2d_backward_data)(an_backend_context *context, const an_conv_desc *desc,
+                                           const an_buffer *grad_out, const an_buffer *weight, an_buffer *grad_in);
+    /* grad_weight = sum over batch and positions of grad_out * in; grad_bias = sum of grad_out. */
+    alexnet_status (*conv2d_backward_weights)(an_backend_context *context, const an_conv_desc *desc,
+                                              const an_buffer *in, const an_buffer *grad_out,
+                                              an_buffer *grad_weight, an_buffer *grad_bias);
+    /* Each window's gradient goes to its first maximum in window order (row by row), PyTorch's rule for
+     * ties; overlapping windows add up. The maxima are recomputed from `in`. */
+    alexnet_status (*max_pool2d_backward)(an_backend_context *context, const an_pool_desc *desc,
+                                          const an_buffer *in, const an_buffer *grad_out, an_buffer *grad_in);
+    /* Each cell's gradient is spread evenly over the input region it averaged. */
+    alexnet_status (*adaptive_avg_pool2d_backward)(an_backend_context *context, const an_pool_desc *desc,
+                                                   const an_buffer *grad_out, an_buffer *grad_in);
+    /* in and out are the forward op's input and output (desc->alpha already scaled, as in lrn). */
+    alexnet_status (*lrn_backward)(an_backend_context *context, const an_lrn_desc *desc, const an_buffer *in,
+                                   const an_buffer *out, const an_buffer *grad_out, an_buffer *grad_in);
+    /* grad_in[b][i] = sum_o weight[o][i] * grad_out[b][o] */
+    alexnet_status (*fully_connected_backward_data)(an_backend_context *context, const an_fc_desc *desc,
+                                                    const an_buffer *grad_out, const an_buffer *weight,
+                                                    an_buffer *grad_in);
+    /* grad_weight[o][i] = sum_b grad_out[b][o] * in[b][i]; grad_bias[o] = sum_b grad_out[b][o] */
+    alexnet_status (*fully_connected_backward_weights)(an_backend_context *context, const an_fc_desc *desc,
+                                                       const an_buffer *in, const an_buffer *grad_out,
+                                                       an_buffer *grad_weight, an_buffer *grad_bias);
+    /* From the ReLU's output: grad_in = out > 0 ? grad_out : 0. In place allowed. */
+    alexnet_status (*relu_backward)(an_backend_context *context, size_t count, const an_buffer *out,
+                                    const an_buffer *grad_out, an_buffer *grad_in);
+    /* The dropout op's mask for the same (count, rate, seed): grad_in = keep ? grad_out / (1 - rate) : 0.
+     * In place allowed. */
+    alexnet_status (*dropout_backward)(an_backend_context *context, size_t count, float rate, uint64_t seed,
+                                       const an_buffer *grad_out, an_buffer *grad_in);
+    /* Softmax cross-entropy averaged over the batch. labels holds batch class indices as floats (exact up
+     * to 2^24; classes are at most 2^20). Writes each image's loss (-log softmax at its label, computed
+     * stably) to losses[batch] and d(mean loss)/d logits = (softmax - one_hot) / batch to grad_logits. */
+    alexnet_status (*softmax_cross_entropy)(an_backend_context *context, const an_softmax_desc *desc,
+                                            const an_buffer *logits, const an_buffer *labels,
+                                            an_buffer *grad_logits, an_buffer *losses);
+    /* SGD with momentum and weight decay, PyTorch's formulation (torch.optim.SGD, dampening 0, no
+     * Nesterov): v = momentum * v + (grad + weight_decay * param); param -= learning_rate * v. */
+    alexnet_status (*sgd_update)(an_backend_context *context, const an_sgd_desc *desc, an_buffer *param,
+                                 const an_buffer *grad, an_buffer *velocity);
 } an_backend;
 
 /* ---- registry (lib/backend/registry.c) ---- */

@@ -3,19 +3,27 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "backend/plugin.h"
 #include "util/error.h"
 
 extern const an_backend an_reference_backend;
+extern const an_backend an_cpu_simd_backend;
 
+/* The reference stays first (index 0): the oracle is always there, whatever else this build has. */
 static const an_backend *const an_builtin_backends[] = {
     &an_reference_backend,
+    &an_cpu_simd_backend,
 };
 
-size_t an_backend_registry_count(void) { return sizeof an_builtin_backends / sizeof an_builtin_backends[0]; }
+#define AN_BUILTIN_BACKEND_COUNT (sizeof an_builtin_backends / sizeof an_builtin_backends[0])
+
+/* Built-in backends first, then the plugins (lib/backend/plugin.c loads them at the first call). */
+size_t an_backend_registry_count(void) { return AN_BUILTIN_BACKEND_COUNT + an_plugin_backend_count(); }
 
 const an_backend *an_backend_registry_get(size_t index)
 {
-    return index < an_backend_registry_count() ? an_builtin_backends[index] : NULL;
+    return index < AN_BUILTIN_BACKEND_COUNT ? an_builtin_backends[index]
+                                            : an_plugin_backend_get(index - AN_BUILTIN_BACKEND_COUNT);
 }
 
 static int an_backend_usable(const an_backend *backend)
@@ -58,8 +66,8 @@ static alexnet_status an_backend_by_name(const char *name, const char *source, c
             *out = candidate;
             return ALEXNET_OK;
         }
-        return an_error(ALEXNET_E_NOT_FOUND, "%sno backend named \"%s\" (known: auto, cpu, reference)", source,
-                        name);
+        return an_error(ALEXNET_E_NOT_FOUND, "%sno backend named \"%s\" (known: auto, cpu, reference, cpu-simd)",
+                        source, name);
     }
     if (*out == NULL)
         return an_error(ALEXNET_E_UNSUPPORTED, "%sno usable backend for \"%s\"", source, name);

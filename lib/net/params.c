@@ -131,6 +131,7 @@ alexnet_status an_model_options_resolve(const alexnet_model_options *options, al
         if (status != ALEXNET_OK)
             return status;
         *config = *options->config;
+        config->struct_size = sizeof *config; /* the copy holds exactly what this library knows */
     } else {
         if (options->variant == ALEXNET_VARIANT_CUSTOM)
             return an_error(ALEXNET_E_INVALID_ARGUMENT,

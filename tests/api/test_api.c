@@ -360,7 +360,7 @@ START_TEST(inference_batches_agree_and_captures_are_consistent)
     alexnet_model *model = make_model(&c, allocator, 3, ALEXNET_INIT_KAIMING);
     const char *capture[] = {"fc7", "drop6", "conv1", NULL};
     alexnet_context *context = make_context(model, 3, capture);
-    ck_assert_str_eq(alexnet_context_backend_name(context), "reference");
+    ck_assert(alexnet_context_backend_name(context) != NULL); /* "auto": whatever backend is best here */
     ck_assert(alexnet_context_workspace_bytes(context) > 0);
 
     enum { PIXELS = 3 * 32 * 32, CLASSES = 10 };

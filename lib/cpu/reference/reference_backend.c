@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "cpu/reference/reference_backward.h"
 #include "cpu/reference/reference_ops.h"
 #include "util/alloc.h"
 #include "util/error.h"
@@ -184,6 +185,119 @@ static alexnet_status an_ref_sync(an_backend_context *context)
     return ALEXNET_OK;
 }
 
+/* ---- training: parameters are plain buffers that the kernels read in place ---- */
+
+static alexnet_status an_ref_weights_bind(an_backend_context *context, const an_op_desc *desc,
+                                          const an_buffer *weight, const an_buffer *bias, an_buffer **out)
+{
+    return an_ref_weights_create(context, desc, weight->data, bias->data, out);
+}
+
+static alexnet_status an_ref_weights_refresh(an_backend_context *context, const an_op_desc *desc,
+                                             const an_buffer *weight, const an_buffer *bias, an_buffer *weights)
+{
+    (void)context, (void)desc;
+    /* The handle aliases the parameter buffers, so it already sees the update. */
+    weights->data = weight->data;
+    weights->bias = bias->data;
+    return ALEXNET_OK;
+}
+
+static alexnet_status an_ref_conv2d_backward_data_op(an_backend_context *context, const an_conv_desc *desc,
+                                                     const an_buffer *grad_out, const an_buffer *weight,
+                                                     an_buffer *grad_in)
+{
+    (void)context;
+    an_ref_conv2d_backward_data(desc, grad_out->data, weight->data, grad_in->data);
+    return ALEXNET_OK;
+}
+
+static alexnet_status an_ref_conv2d_backward_weights_op(an_backend_context *context, const an_conv_desc *desc,
+                                                        const an_buffer *in, const an_buffer *grad_out,
+                                                        an_buffer *grad_weight, an_buffer *grad_bias)
+{
+    (void)context;
+    an_ref_conv2d_backward_weights(desc, in->data, grad_out->data, grad_weight->data, grad_bias->data);
+    return ALEXNET_OK;
+}
+
+static alexnet_status an_ref_max_pool_backward(an_backend_context *context, const an_pool_desc *desc,
+                                               const an_buffer *in, const an_buffer *grad_out, an_buffer *grad_in)
+{
+    (void)context;
+    an_ref_max_pool2d_backward(desc, in->data, grad_out->data, grad_in->data);
+    return ALEXNET_OK;
+}
+
+static alexnet_status an_ref_avg_pool_backward(an_backend_context *context, const an_pool_desc *desc,
+                                               const an_buffer *grad_out, an_buffer *grad_in)
+{
+    (void)context;
+    an_ref_adaptive_avg_pool2d_backward(desc, grad_out->data, grad_in->data);
+    return ALEXNET_OK;
+}
+
+static alexnet_status an_ref_lrn_backward_op(an_backend_context *context, const an_lrn_desc *desc,
+                                             const an_buffer *in, const an_buffer *out, const an_buffer *grad_out,
+                                             an_buffer *grad_in)
+{
+    (void)context;
+    an_ref_lrn_backward(desc, in->data, out->data, grad_out->data, grad_in->data);
+    return ALEXNET_OK;
+}
+
+static alexnet_status an_ref_fc_backward_data(an_backend_context *context, const an_fc_desc *desc,
+                                              const an_buffer *grad_out, const an_buffer *weight, an_buffer *grad_in)
+{
+    (void)context;
+    an_ref_fully_connected_backward_data(desc, grad_out->data, weight->data, grad_in->data);
+    return ALEXNET_OK;
+}
+
+static alexnet_status an_ref_fc_backward_weights(an_backend_context *context, const an_fc_desc *desc,
+                                                 const an_buffer *in, const an_buffer *grad_out,
+                                                 an_buffer *grad_weight, an_buffer *grad_bias)
+{
+    (void)context;
+    an_ref_fully_connected_backward_weights(desc, in->data, grad_out->data, grad_weight->data, grad_bias->data);
+    return ALEXNET_OK;
+}
+
+static alexnet_status an_ref_relu_backward_op(an_backend_context *context, size_t count, const an_buffer *out,
+                                              const an_buffer *grad_out, an_buffer *grad_in)
+{
+    (void)context;
+    an_ref_relu_backward(count, out->data, grad_out->data, grad_in->data);
+    return ALEXNET_OK;
+}
+
+static alexnet_status an_ref_dropout_backward_op(an_backend_context *context, size_t count, float rate,
+                                                 uint64_t seed, const an_buffer *grad_out, an_buffer *grad_in)
+{
+    (void)context;
+    an_ref_dropout_backward(count, rate, seed, grad_out->data, grad_in->data);
+    return ALEXNET_OK;
+}
+
+static alexnet_status an_ref_softmax_cross_entropy_op(an_backend_context *context, const an_softmax_desc *desc,
+                                                      const an_buffer *logits, const an_buffer *labels,
+                                                      an_buffer *grad_logits, an_buffer *losses)
+{
+    (void)context;
+    if (!an_ref_softmax_cross_entropy(desc, logits->data, labels->data, grad_logits->data, losses->data))
+        return an_error(ALEXNET_E_INVALID_ARGUMENT, "reference: a label is not a class index in [0, %u)",
+                        desc->classes);
+    return ALEXNET_OK;
+}
+
+static alexnet_status an_ref_sgd_update_op(an_backend_context *context, const an_sgd_desc *desc, an_buffer *param,
+                                           const an_buffer *grad, an_buffer *velocity)
+{
+    (void)context;
+    an_ref_sgd_update(desc, param->data, grad->data, velocity->data);
+    return ALEXNET_OK;
+}
+
 const an_backend an_reference_backend = {
     .api_version = AN_BACKEND_API_VERSION,
     .name = "reference",
@@ -208,4 +322,17 @@ const an_backend an_reference_backend = {
     .dropout = an_ref_dropout_op,
     .softmax = an_ref_softmax_op,
     .sync = an_ref_sync,
+    .weights_bind = an_ref_weights_bind,
+    .weights_refresh = an_ref_weights_refresh,
+    .conv2d_backward_data = an_ref_conv2d_backward_data_op,
+    .conv2d_backward_weights = an_ref_conv2d_backward_weights_op,
+    .max_pool2d_backward = an_ref_max_pool_backward,
+    .adaptive_avg_pool2d_backward = an_ref_avg_pool_backward,
+    .lrn_backward = an_ref_lrn_backward_op,
+    .fully_connected_backward_data = an_ref_fc_backward_data,
+    .fully_connected_backward_weights = an_ref_fc_backward_weights,
+    .relu_backward = an_ref_relu_backward_op,
+    .dropout_backward = an_ref_dropout_backward_op,
+    .softmax_cross_entropy = an_ref_softmax_cross_entropy_op,
+    .sgd_update = an_ref_sgd_update_op,
 };

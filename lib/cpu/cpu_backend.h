@@ -1,0 +1,102 @@
+/* The SIMD CPU backend ("cpu-simd"), internal interface between its files:
+ *   cpu_backend.c  the an_backend table: contexts, buffers, weights, prepare(), op dispatch;
+ *   cpu_conv.c     convolution: weight packing, im2col packing, cache blocking and the thread split;
+ *   cpu_winograd.c 3x3 stride-1 convolutions by Winograd F(2x2, 3x3) over the same GEMM microkernel;
+ *   cpu_ops.c      fully connected, pooling, LRN, softmax, ReLU and dropout drivers.
+ * The ISA-specific work is all in the kernel table (cpu/kernels/kernels.h) these drivers call. */
+#ifndef AN_CPU_CPU_BACKEND_H
+#define AN_CPU_CPU_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend/backend.h"
+#include "cpu/kernels/kernels.h"
+#include "cpu/threadpool.h"
+
+struct an_buffer {
+    float *data;
+    size_t bytes;      /* of data; what was allocated when owned */
+    int owned;         /* 0 when aliasing the model's FC weights */
+    const float *bias; /* FC weights: the model's bias (aliased) */
+    an_op_kind kind;   /* weights: which op they belong to */
+    an_conv_desc conv; /* conv weights: the shape they were packed for */
+};
+
+struct an_backend_context {
+    alexnet_allocator allocator;
+    const an_cpu_kernels *kernels;
+    an_threadpool *pool;
+    /* Concurrency of the pool: how many tasks may run at once, so how many scratch slots a run that gives
+     * each task its own slot needs. */
+    size_t slot_count;
+    /* Scratch, sized by prepare() and only ever grown: prepared_slots slots of slot_floats floats each
+     * (a conv that gives each task its own slot needs slot_count of them; one on a single image needs 1). */
+    float *scratch;
+    size_t prepared_slots;
+    size_t scratch_floats; /* allocated */
+    size_t slot_floats;    /* per slot, a multiple of 16 so every slot stays 64-byte aligned */
+};
+
+/* ---- convolution (cpu_conv.c) ---- */
+
+/* A convolution as grouped GEMMs, per image and group: C[M][N] = A[M][K] B[K][N] + bias, with
+ * M = output channels per group, K = input channels per group x k x k, N = output pixels. */
+typedef struct an_conv_geometry {
+    size_t groups, m, k, n;
+    size_t mr, nr;          /* the kernel table's tile */
+    size_t kc;              /* K block actually used: K split into equal blocks of at most gemm_kc */
+    size_t m_panels, n_panels;
+    size_t a_panel_floats;  /* one packed weight panel: mr biases + k x mr weights */
+    size_t b_panel_floats;  /* one packed im2col panel: k x nr */
+    size_t padded_height, padded_width;
+    size_t padded_floats;   /* the image with its zero border, all channels */
+    size_t chunk_panels;    /* im2col is packed this many N panels at a time (bounds the scratch) */
+    size_t slot_floats;     /* scratch one image needs: padded image + one chunk of packed im2col */
+} an_conv_geometry;
+
+void an_conv_geometry_init(an_conv_geometry *g, const an_conv_desc *desc, const an_cpu_kernels *kernels);
+/* Floats of the packed weights (all groups). */
+size_t an_conv_packed_floats(const an_conv_geometry *g);
+/* PyTorch's [out][in/groups][k][k] weights and the bias into the kernels' panel layout. */
+void an_conv_pack_weights(const an_conv_geometry *g, const float *weight, const float *bias, float *packed);
+alexnet_status an_cpu_conv2d(an_backend_context *context, const an_conv_desc *desc, const float *in,
+                             const float *packed, float *out);
+
+/* ---- Winograd F(2x2, 3x3) (cpu_winograd.c) ---- */
+
+typedef struct an_wino_geometry {
+    size_t groups, m, k;      /* per group: output channels, input channels */
+    size_t mr, nr, kc;
+    size_t m_panels, a_panel_floats;
+    size_t tiles_h, tiles_w, tiles; /* 2x2 output tiles per image */
+    size_t bordered_height, bordered_width, bordered_floats;
+    size_t slot_floats;       /* scratch for a group of min(batch, AN_WINO_IMAGES) images */
+} an_wino_geometry;
+
+/* Whether a convolution runs by Winograd (3x3, stride 1): decided by the shape alone, for every batch. */
+int an_conv_uses_winograd(const an_conv_desc *desc);
+void an_wino_geometry_init(an_wino_geometry *w, const an_conv_desc *desc, const an_cpu_kernels *kernels);
+size_t an_wino_slot_floats(const an_wino_geometry *w, size_t images);
+/* Floats of the transformed, packed weights (16 / 9 of the filters, padded to panels) plus the biases. */
+size_t an_wino_packed_floats(const an_wino_geometry *w);
+void an_wino_pack_weights(const an_wino_geometry *w, const float *weight, const float *bias, float *packed);
+alexnet_status an_cpu_conv2d_winograd(an_backend_context *context, const an_conv_desc *desc, const float *in,
+                                      const float *packed, float *out);
+
+/* ---- other ops (cpu_ops.c) ---- */
+void an_cpu_fully_connected(an_backend_context *context, const an_fc_desc *desc, const float *in,
+                            const float *weight, const float *bias, float *out);
+void an_cpu_max_pool2d(an_backend_context *context, const an_pool_desc *desc, const float *in, float *out);
+void an_cpu_adaptive_avg_pool2d(an_backend_context *context, const an_pool_desc *desc, const float *in, float *out);
+void an_cpu_lrn(an_backend_context *context, const an_lrn_desc *desc, const float *in, float *out);
+void an_cpu_softmax(an_backend_context *context, const an_softmax_desc *desc, const float *in, float *out);
+void an_cpu_relu(an_backend_context *context, size_t count, const float *in, float *out);
+void an_cpu_dropout(an_backend_context *context, size_t count, float rate, uint64_t seed, const float *in,
+                    float *out);
+
+/* Split [0, count) into about `target` chunks whose size is a multiple of `align` (except the last).
+ * Returns the chunk size (>= align, or count when smaller). */
+size_t an_cpu_chunk_size(size_t count, size_t target, size_t align);
+
+#endif

@@ -1,0 +1,120 @@
+/* Fully connected layer, AVX-512F, on the model's row-major [out][in] weights (never copied).
+ *
+ * The AVX2 kernel's scheme (f32-fc-4x3-avx2.c) with 16 lanes: each dot product (image, output) is one ZMM
+ * accumulator taking the terms k = l mod 16 in lane l, the last K % 16 terms through a zero-masked load,
+ * then a fixed lane reduction (upper 8 onto lower 8, then ((0+4)+(2+6)) + ((1+5)+(3+7))) and the bias last,
+ * so every row split and batch gives the same bits. Tiles: 8 rows x 1 image for batch 1 (a memory-bound
+ * GEMV streaming 8 rows), 4 rows x up to 3 images otherwise. */
+#include <immintrin.h>
+
+#include "cpu/kernels/kernels-avx512.h"
+
+#define AN_ALWAYS_INLINE inline __attribute__((always_inline))
+
+static AN_ALWAYS_INLINE float an_hsum512(__m512 v)
+{
+    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v),
+                             _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+
+static AN_ALWAYS_INLINE void an_fc_tile(const float *const *w, const float *const *x, size_t k_all, float *sums,
+                                        const int R, const int C)
+{
+    __m512 acc[8][3];
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++)
+            acc[r][c] = _mm512_setzero_ps();
+    size_t k = 0;
+    for (; k + 16 <= k_all; k += 16) {
+        __m512 xv[3];
+        for (int c = 0; c < C; c++)
+            xv[c] = _mm512_loadu_ps(x[c] + k);
+        for (int r = 0; r < R; r++) {
+            const __m512 wv = _mm512_loadu_ps(w[r] + k);
+            for (int c = 0; c < C; c++)
+                acc[r][c] = _mm512_fmadd_ps(wv, xv[c], acc[r][c]);
+        }
+    }
+    if (k < k_all) {
+        const __mmask16 mask = (__mmask16)((1u << (k_all - k)) - 1u);
+        __m512 xv[3];
+        for (int c = 0; c < C; c++)
+            xv[c] = _mm512_maskz_loadu_ps(mask, x[c] + k);
+        for (int r = 0; r < R; r++) {
+            const __m512 wv = _mm512_maskz_loadu_ps(mask, w[r] + k);
+            for (int c = 0; c < C; c++)
+                acc[r][c] = _mm512_fmadd_ps(wv, xv[c], acc[r][c]);
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++)
+            sums[r * C + c] = an_hsum512(acc[r][c]);
+}
+
+static void an_fc_tile_8x1(const float *const *w, const float *const *x, size_t k_all, float *sums)
+{
+    an_fc_tile(w, x, k_all, sums, 8, 1);
+}
+static void an_fc_tile_4x3(const float *const *w, const float *const *x, size_t k_all, float *sums)
+{
+    an_fc_tile(w, x, k_all, sums, 4, 3);
+}
+static void an_fc_tile_4x2(const float *const *w, const float *const *x, size_t k_all, float *sums)
+{
+    an_fc_tile(w, x, k_all, sums, 4, 2);
+}
+static void an_fc_tile_4x1(const float *const *w, const float *const *x, size_t k_all, float *sums)
+{
+    an_fc_tile(w, x, k_all, sums, 4, 1);
+}
+
+static inline void an_fc_store(const an_fc_desc *d, const float *bias, float *out, size_t o0, size_t rows,
+                               size_t i0, size_t images, const float *sums)
+{
+    for (size_t r = 0; r < rows; r++) {
+        for (size_t c = 0; c < images; c++) {
+            float v = sums[r * images + c] + bias[o0 + r];
+            out[(i0 + c) * d->out_features + o0 + r] = d->relu && v < 0.0f ? 0.0f : v;
+        }
+    }
+}
+
+void an_f32_fc_4x3_avx512(const an_fc_desc *d, const float *in, const float *weight, const float *bias,
+                          float *out, size_t row_begin, size_t row_end)
+{
+    const size_t k_all = d->in_features;
+    if (d->batch == 1) {
+        for (size_t o0 = row_begin; o0 < row_end; o0 += 8) {
+            size_t rows = row_end - o0 < 8 ? row_end - o0 : 8;
+            const float *w[8];
+            for (size_t r = 0; r < 8; r++) /* rows past the end repeat the last one; their sums are dropped */
+                w[r] = weight + (o0 + (r < rows ? r : rows - 1)) * k_all;
+            float sums[8];
+            an_fc_tile_8x1(w, &in, k_all, sums);
+            an_fc_store(d, bias, out, o0, rows, 0, 1, sums);
+        }
+        return;
+    }
+    for (size_t o0 = row_begin; o0 < row_end; o0 += 4) {
+        size_t rows = row_end - o0 < 4 ? row_end - o0 : 4;
+        const float *w[4];
+        for (size_t r = 0; r < 4; r++)
+            w[r] = weight + (o0 + (r < rows ? r : rows - 1)) * k_all;
+        for (size_t i0 = 0; i0 < d->batch; i0 += 3) {
+            size_t images = d->batch - i0 < 3 ? d->batch - i0 : 3;
+            const float *x[3] = {in + i0 * k_all, in + (i0 + (images > 1)) * k_all, in + (i0 + images - 1) * k_all};
+            float sums[12];
+            if (images == 3)
+                an_fc_tile_4x3(w, x, k_all, sums);
+            else if (images == 2)
+                an_fc_tile_4x2(w, x, k_all, sums);
+            else
+                an_fc_tile_4x1(w, x, k_all, sums);
+            an_fc_store(d, bias, out, o0, rows, i0, images, sums);
+        }
+    }
+}

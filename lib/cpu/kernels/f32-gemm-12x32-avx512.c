@@ -1,0 +1,57 @@
+/* Convolution GEMM microkernel, AVX-512F: a 12 x 32 tile of C in 24 ZMM accumulators.
+ *
+ * Blocking: per step of K, two aligned 64-byte loads bring the 32 im2col values of the packed B row and
+ * each of the 12 packed weights is broadcast into both halves: 24 FMAs for 2 loads + 12 broadcasts, with 24
+ * independent chains; 27 of the 32 ZMM registers are live. Partial tiles store through opmasks. gemm_kc in
+ * the table keeps the kc x 32 B panel (128 kc bytes) in L1 beside the 12 x kc A panel. */
+#include <immintrin.h>
+
+#include "cpu/kernels/kernels-avx512.h"
+
+#define MR 12
+#define NR 32
+
+void an_f32_gemm_12x32_avx512(size_t kc, const float *a, const float *b, const float *bias, float *c, size_t ldc,
+                              size_t m, size_t n, uint32_t flags)
+{
+    const __mmask16 mask_lo = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
+    const __mmask16 mask_hi = n >= 32 ? (__mmask16)0xFFFF : n > 16 ? (__mmask16)((1u << (n - 16)) - 1u) : 0;
+    __m512 acc[MR][2];
+#pragma GCC unroll 12
+    for (size_t r = 0; r < MR; r++) {
+        if (flags & AN_GEMM_ACCUMULATE) {
+            /* rows past m are never stored: start them at zero without touching memory */
+            acc[r][0] = r < m ? _mm512_maskz_loadu_ps(mask_lo, c + r * ldc) : _mm512_setzero_ps();
+            acc[r][1] = r < m ? _mm512_maskz_loadu_ps(mask_hi, c + r * ldc + 16) : _mm512_setzero_ps();
+        } else {
+            acc[r][0] = acc[r][1] = _mm512_set1_ps(bias[r]);
+        }
+    }
+
+    for (size_t k = 0; k < kc; k++) {
+        const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+#pragma GCC unroll 12
+        for (size_t r = 0; r < MR; r++) {
+            const __m512 av = _mm512_set1_ps(a[r]);
+            acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+        }
+        a += MR;
+        b += NR;
+    }
+
+    const __m512 zero = _mm512_setzero_ps();
+#pragma GCC unroll 12
+    for (size_t r = 0; r < MR; r++) {
+        if (r >= m)
+            break;
+        __m512 lo = acc[r][0], hi = acc[r][1];
+        if (flags & AN_GEMM_RELU) {
+            /* max(0, x) returns x (its second operand) for NaN and keeps -0, as the reference does */
+            lo = _mm512_max_ps(zero, lo);
+            hi = _mm512_max_ps(zero, hi);
+        }
+        _mm512_mask_storeu_ps(c + r * ldc, mask_lo, lo);
+        _mm512_mask_storeu_ps(c + r * ldc + 16, mask_hi, hi);
+    }
+}

@@ -1,0 +1,14 @@
+/* The AVX-512 kernel set (lib/cpu/kernels/f32-*-avx512.c), compiled with -mavx512f -mavx512bw -mavx512dq
+ * -mavx512vl (plus AVX2/FMA) only in these files. Ops without a wider version use the AVX2 kernels: every
+ * CPU the set runs on has AVX2 too (the probe requires it). */
+#ifndef AN_CPU_KERNELS_KERNELS_AVX512_H
+#define AN_CPU_KERNELS_KERNELS_AVX512_H
+
+#include "cpu/kernels/kernels.h"
+
+void an_f32_gemm_12x32_avx512(size_t kc, const float *a, const float *b, const float *bias, float *c, size_t ldc,
+                              size_t m, size_t n, uint32_t flags);
+void an_f32_fc_4x3_avx512(const an_fc_desc *desc, const float *in, const float *weight, const float *bias,
+                          float *out, size_t row_begin, size_t row_end);
+
+#endif

@@ -1,0 +1,147 @@
+/* The CPU backend's per-ISA kernels: one table of function pointers per instruction set. The entries are
+ * the only ISA-specific code of the backend; everything else (im2col packing, blocking, threading, the
+ * backend interface) is portable C in lib/cpu/cpu_*.c and calls through this table. A new instruction set
+ * (NEON, say) is "write these functions in new files and fill in a table":
+ *
+ *   gemm        the convolution microkernel: an MR x NR tile of C from an MR-row panel of packed weights
+ *               and an NR-column panel of packed im2col, over kc steps of K;
+ *   im2col      packs one NR-column panel of im2col from the zero-bordered input image;
+ *   wino_input  Winograd F(2x2, 3x3) input transform of one bordered channel plane (cpu_winograd.c);
+ *   wino_output its output transform of one output channel, with bias and ReLU;
+ *   fc          fully connected rows [row_begin, row_end) for every image of the batch;
+ *   max_pool    max pooling of whole planes;
+ *   lrn         local response normalisation of a channel range of one image;
+ *   softmax     one row;
+ *   relu        elementwise.
+ *
+ * Layouts the portable driver produces for gemm (MR = gemm_mr, NR = gemm_nr):
+ *   packed weights, per group and per panel of MR output channels: MR biases, then K x MR weights with
+ *     a[k * MR + r] = weight[oc0 + r][k] (k runs over (input channel, ky, kx) as in PyTorch's layout);
+ *     rows past the group's last output channel are zero;
+ *   packed im2col, per group and per panel of NR output pixels: K x NR values b[k * NR + j] = the input tap k
+ *     of pixel p0 + j (zero for padding and for pixels past the end).
+ * Every output element is the same chain of operations whatever tile, task or thread computes it, which is
+ * what makes results bitwise identical for any thread count and batch split. */
+#ifndef AN_CPU_KERNELS_KERNELS_H
+#define AN_CPU_KERNELS_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend/backend.h"
+#include "cpu/features.h"
+
+/* gemm flags */
+#define AN_GEMM_ACCUMULATE 1u /* start from C (a later K block) instead of the panel's biases */
+#define AN_GEMM_RELU 2u       /* clamp at zero before storing (the last K block of a fused conv + ReLU) */
+
+/* C[r][j] (row stride ldc) for r < m <= MR, j < n <= NR:
+ *   acc = (flags & AN_GEMM_ACCUMULATE) ? C[r][j] : bias[r];
+ *   acc += a[k * MR + r] * b[k * NR + j] for k = 0 .. kc-1, in that order, one fused multiply-add each;
+ *   C[r][j] = (flags & AN_GEMM_RELU) ? max(acc, 0) : acc   (NaN stays NaN).
+ * Rows and columns past m and n are computed from the zero padding of the panels and never stored.
+ * kc may be 0 (then C is just initialised). */
+typedef void (*an_gemm_ukernel_fn)(size_t kc, const float *a, const float *b, const float *bias, float *c,
+                                   size_t ldc, size_t m, size_t n, uint32_t flags);
+
+/* One panel of im2col as the portable driver describes it: NR output pixels, split into runs of consecutive
+ * pixels of one output row. Tap (c, ky, kx) of the pixel at column run_column[r] + t of the panel is
+ *   image[c * plane_floats + ky * row_floats + kx + run_offset[r] + t * stride]
+ * where image is the group's first channel in the zero-bordered input (so no bounds checks are needed).
+ * The bordered image has AN_IM2COL_LEAD_FLOATS readable floats before it and AN_IM2COL_TAIL_FLOATS after it,
+ * so a kernel may read that far outside a run (masked-off lanes, or lanes it then discards). */
+#define AN_IM2COL_MAX_RUNS 64
+#define AN_IM2COL_LEAD_FLOATS 64
+#define AN_IM2COL_TAIL_FLOATS 256
+typedef struct an_im2col_panel {
+    const float *image;
+    size_t channels, kernel_size, stride;
+    size_t row_floats, plane_floats;
+    size_t columns; /* valid pixels (<= NR); the other columns of every row are zero */
+    size_t runs;
+    size_t run_column[AN_IM2COL_MAX_RUNS], run_length[AN_IM2COL_MAX_RUNS], run_offset[AN_IM2COL_MAX_RUNS];
+} an_im2col_panel;
+
+/* dst[k * NR + j] for k = (c, ky, kx) in PyTorch's order, j < NR (dst is 32-byte aligned). */
+typedef void (*an_im2col_fn)(const an_im2col_panel *panel, size_t nr, float *dst);
+
+/* Winograd F(2x2, 3x3), tile (ty, tx) of an image = output rows 2ty, 2ty+1 and columns 2tx, 2tx+1; the
+ * tiles of a group of images are numbered n = image * tiles_h * tiles_w + ty * tiles_w + tx.
+ * Input, for one input channel of every image of the group: d = the 4x4 patch of the channel's bordered
+ * plane at row 2ty, column 2tx; V = B^T d B with B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], computed as
+ * rows (d0 - d2, d1 + d2, d2 - d1, d1 - d3) then the same on columns, in that order; V[xi] of tile n goes to
+ *   v[xi * position_stride + (n / nr) * panel_floats + n % nr],
+ * and the columns past the last tile of the last of `panels` panels are zeroed. Image i's plane starts at
+ * planes + i * image_floats, and has AN_WINO_PLANE_SLACK readable floats after its last row. */
+#define AN_WINO_PLANE_SLACK 32
+typedef struct an_wino_input_args {
+    const float *planes;
+    size_t image_floats, row_floats;
+    size_t images, tiles_h, tiles_w;
+    float *v;
+    size_t position_stride, panel_floats, nr, panels;
+} an_wino_input_args;
+typedef void (*an_wino_input_fn)(const an_wino_input_args *args);
+
+/* Output: with m[xi] = m[xi * position_stride + n] for tile n = first_tile + ty * tiles_w + tx,
+ * s = A^T m as rows (m0 + m1 + m2, m1 - m2 - m3), then y = s A likewise, plus bias (last), ReLU if asked;
+ * the 2x2 outputs inside out_height x out_width are stored to the output plane. */
+typedef struct an_wino_output_args {
+    const float *m;
+    size_t position_stride, first_tile, tiles_h, tiles_w;
+    float bias;
+    int relu;
+    float *out;
+    size_t out_height, out_width;
+} an_wino_output_args;
+typedef void (*an_wino_output_fn)(const an_wino_output_args *args);
+
+/* out[i][o] = relu?(bias[o] + sum_k weight[o][k] * in[i][k]) for o in [row_begin, row_end), i < batch.
+ * weight is the model's row-major [out_features][in_features] array. The sum for one (i, o) must not depend
+ * on row_begin/row_end or on the batch, so that every split gives the same bits. */
+typedef void (*an_fc_fn)(const an_fc_desc *desc, const float *in, const float *weight, const float *bias,
+                         float *out, size_t row_begin, size_t row_end);
+
+/* Max pooling (any kernel and stride, no padding) of planes [plane_begin, plane_end) of the
+ * batch x channels planes; NaN propagates as in PyTorch. */
+typedef void (*an_max_pool_fn)(const an_pool_desc *desc, const float *in, float *out, size_t plane_begin,
+                               size_t plane_end);
+
+/* LRN of channels [channel_begin, channel_end) of image `image`:
+ * out = in / (k + alpha * sum of squares over the clipped window)^beta. */
+typedef void (*an_lrn_fn)(const an_lrn_desc *desc, const float *in, float *out, size_t image, size_t channel_begin,
+                          size_t channel_end);
+
+/* One row: out = exp(in - max) / sum. */
+typedef void (*an_softmax_fn)(const float *in, float *out, size_t classes);
+
+typedef void (*an_relu_fn)(const float *in, float *out, size_t count);
+
+typedef struct an_cpu_kernels {
+    an_cpu_isa isa;
+    const char *description; /* e.g. "AVX2+FMA kernels (6x16 GEMM)" */
+    uint32_t gemm_mr, gemm_nr;
+    /* K block: the B micro-panel (kc x NR floats) stays in L1 while the A block streams from L2. */
+    uint32_t gemm_kc;
+    an_gemm_ukernel_fn gemm;
+    an_im2col_fn im2col;
+    an_wino_input_fn wino_input;
+    an_wino_output_fn wino_output;
+    an_fc_fn fc;
+    an_max_pool_fn max_pool;
+    an_lrn_fn lrn;
+    an_softmax_fn softmax;
+    an_relu_fn relu;
+} an_cpu_kernels;
+
+/* Each is defined only where the build compiled the set (AN_HAVE_*_KERNELS = 1); the scalar set always is.
+ * Only an_cpu_kernels_for() (which checks those macros) refers to them outside their own files. */
+extern const an_cpu_kernels an_cpu_kernels_scalar;
+extern const an_cpu_kernels an_cpu_kernels_avx2;
+extern const an_cpu_kernels an_cpu_kernels_avx512;
+extern const an_cpu_kernels an_cpu_kernels_neon;
+
+/* The table for `isa`, or NULL when this build has no kernels for it. */
+const an_cpu_kernels *an_cpu_kernels_for(an_cpu_isa isa);
+
+#endif

@@ -1,0 +1,627 @@
+/* The cpu-simd kernels of one instruction set against the scalar reference ops (lib/cpu/reference), on
+ * random shapes: odd sizes, tails of every tile (M, N, K not multiples of MR, NR, kc; FC rows and batch
+ * columns), edges, padding, strides, groups, batch 1..5, and 1..3 threads.
+ *
+ * The set is named by ALEXNET_CPU_ISA (meson registers this program once per set). A set this build did
+ * not compile, or this CPU cannot run, is reported as "SKIP: <isa> kernels not runnable on this CPU" and
+ * exit status 77, which meson counts as skipped, not passed.
+ *
+ * Built a second time as test_cpu_avx512_emulated (AN_TEST_AVX512_EMULATED): the AVX-512 GEMM and FC
+ * kernels compiled against plain-C stand-ins for their intrinsics (avx512_emulation.h), in the AVX-512
+ * table's tiles, so their logic is tested on CPUs without AVX-512 too (it needs AVX2 for the rest).
+ *
+ * Tolerances: sums are compared as |got - want| <= tol * (sum of |terms| + |want|), since the kernels add
+ * in another order than the reference (and fuse multiply-adds). Max pooling and ReLU are exact. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/cpu_backend.h"
+#include "cpu/features.h"
+#include "cpu/kernels/kernels.h"
+#include "cpu/kernels/kernels-scalar.h"
+#include "cpu/reference/reference_ops.h"
+#include "test_support.h"
+#include "util/alloc.h"
+
+extern const an_backend an_cpu_simd_backend;
+
+static an_cpu_isa test_isa;
+static const an_cpu_kernels *kernels;
+
+#ifdef AN_TEST_AVX512_EMULATED
+/* lib/cpu/kernels/f32-{gemm-12x32,fc-4x3}-avx512.c compiled with avx512_emulation.h, renamed */
+void an_emulated_gemm_12x32(size_t kc, const float *a, const float *b, const float *bias, float *c, size_t ldc,
+                            size_t m, size_t n, uint32_t flags);
+void an_emulated_fc_4x3(const an_fc_desc *desc, const float *in, const float *weight, const float *bias, float *out,
+                        size_t row_begin, size_t row_end);
+static an_cpu_kernels emulated_avx512;
+#endif
+static uint64_t rng_state = 0x5EED;
+
+static uint32_t rand_range(uint32_t low, uint32_t high) /* inclusive */
+{
+    rng_state = test_splitmix64(rng_state);
+    return low + (uint32_t)(rng_state % (uint64_t)(high - low + 1));
+}
+
+static float *random_floats(size_t n, uint64_t seed)
+{
+    float *x = malloc((n ? n : 1) * sizeof *x);
+    test_fill_input(x, n, seed);
+    return x;
+}
+
+static void assert_close(const float *got, const float *want, const double *scale, size_t n, double tol,
+                         const char *what)
+{
+    for (size_t i = 0; i < n; i++) {
+        double bound = tol * ((scale ? scale[i] : 0.0) + fabs((double)want[i]) + 1e-30);
+        ck_assert_msg(fabs((double)got[i] - (double)want[i]) <= bound, "%s[%zu]: got %.9g want %.9g (bound %.3g)",
+                      what, i, (double)got[i], (double)want[i], bound);
+    }
+}
+
+static int same_or_both_nan(float a, float b) { return (isnan(a) && isnan(b)) || memcmp(&a, &b, sizeof a) == 0; }
+
+/* A backend context of the selected set with `threads` threads. */
+static an_backend_context *make_context(uint32_t threads)
+{
+    an_backend_params params;
+    memset(&params, 0, sizeof params);
+    ck_assert_int_eq(an_allocator_resolve(NULL, &params.allocator), ALEXNET_OK);
+    params.num_threads = threads;
+    an_backend_context *context = NULL;
+    ck_assert_msg(an_cpu_simd_backend.context_create(&params, &context) == ALEXNET_OK, "%s", alexnet_last_error());
+    context->kernels = kernels; /* the same table, except for the emulated AVX-512 build */
+    return context;
+}
+
+static an_buffer *make_buffer(an_backend_context *context, const float *data, size_t count)
+{
+    an_buffer *buffer = NULL;
+    ck_assert_int_eq(an_cpu_simd_backend.buffer_create(context, (count ? count : 1) * sizeof(float), &buffer),
+                     ALEXNET_OK);
+    if (data != NULL)
+        ck_assert_int_eq(an_cpu_simd_backend.upload(context, buffer, data, count), ALEXNET_OK);
+    return buffer;
+}
+
+/* ---- the GEMM microkernel itself ---- */
+
+START_TEST(gemm_microkernel_tiles_flags_and_guards)
+{
+    const size_t mr = kernels->gemm_mr, nr = kernels->gemm_nr;
+    for (int trial = 0; trial < 200; trial++) {
+        size_t kc = rand_range(0, 300), m = rand_range(1, (uint32_t)mr), n = rand_range(1, (uint32_t)nr);
+        size_t ldc = n + rand_range(0, 5);
+        uint32_t flags = rand_range(0, 3);
+        /* panels as the driver packs them: zero rows/columns past m and n */
+        float *a = random_floats(kc * mr + 1, 10 + (uint64_t)trial), *bias = random_floats(mr, 20 + (uint64_t)trial);
+        float *b = NULL;
+        ck_assert_int_eq(posix_memalign((void **)&b, 64, (kc * nr + 16) * sizeof *b), 0);
+        test_fill_input(b, kc * nr, 30 + (uint64_t)trial);
+        for (size_t k = 0; k < kc; k++) {
+            for (size_t r = m; r < mr; r++)
+                a[k * mr + r] = 0.0f;
+            for (size_t j = n; j < nr; j++)
+                b[k * nr + j] = 0.0f;
+        }
+        size_t c_count = mr * ldc + nr; /* room for guards past the tile */
+        float *c = random_floats(c_count, 40 + (uint64_t)trial), *c0 = malloc(c_count * sizeof *c0);
+        memcpy(c0, c, c_count * sizeof *c);
+        kernels->gemm(kc, a, b, bias, c, ldc, m, n, flags);
+        for (size_t r = 0; r < mr; r++) {
+            for (size_t j = 0; j < ldc && r * ldc + j < c_count; j++) {
+                size_t i = r * ldc + j;
+                if (r >= m || j >= n) {
+                    ck_assert_msg(memcmp(&c[i], &c0[i], sizeof c[i]) == 0, "gemm wrote outside the tile at %zu,%zu", r,
+                                  j);
+                    continue;
+                }
+                double want = (flags & AN_GEMM_ACCUMULATE) ? c0[i] : bias[r], scale = fabs(want);
+                for (size_t k = 0; k < kc; k++) {
+                    double t = (double)a[k * mr + r] * b[k * nr + j];
+                    want += t;
+                    scale += fabs(t);
+                }
+                if ((flags & AN_GEMM_RELU) && want < 0)
+                    want = 0;
+                ck_assert_msg(fabs(c[i] - want) <= 1e-5 * (scale + 1e-30),
+                              "gemm kc %zu m %zu n %zu flags %u [%zu][%zu]: %.9g vs %.9g", kc, m, n, flags, r, j,
+                              (double)c[i], want);
+            }
+        }
+        for (size_t i = m * ldc; i < c_count; i++)
+            ck_assert(memcmp(&c[i], &c0[i], sizeof c[i]) == 0);
+        free(a), free(bias), free(b), free(c), free(c0);
+    }
+}
+END_TEST
+
+START_TEST(gemm_microkernel_relu_keeps_nan_and_negative_zero)
+{
+    const size_t mr = kernels->gemm_mr, nr = kernels->gemm_nr;
+    float *b = NULL;
+    ck_assert_int_eq(posix_memalign((void **)&b, 64, nr * sizeof *b), 0);
+    float *a = calloc(mr, sizeof *a), *bias = calloc(mr, sizeof *bias), *c = calloc(mr * nr, sizeof *c);
+    for (size_t j = 0; j < nr; j++)
+        b[j] = 1.0f;
+    bias[0] = NAN;
+    bias[1 % mr] = -0.0f;
+    kernels->gemm(0, a, b, bias, c, nr, mr, nr, AN_GEMM_RELU);
+    ck_assert(isnan(c[0]));
+    if (mr > 1)
+        ck_assert(c[nr] == 0.0f && signbit(c[nr]));
+    free(a), free(b), free(bias), free(c);
+}
+END_TEST
+
+/* ---- im2col panels, every NR the SIMD sets use, against the portable packer (copies are exact) ---- */
+
+START_TEST(im2col_panels_match_portable_packer)
+{
+    for (int trial = 0; trial < 300; trial++) {
+        const size_t nr = 8 * rand_range(1, 4);
+        an_im2col_panel p;
+        memset(&p, 0, sizeof p);
+        p.stride = trial % 3 == 0 ? 1 : trial % 3 == 1 ? 4 : rand_range(1, 5);
+        p.kernel_size = rand_range(1, p.stride == 4 ? 11 : 5);
+        p.channels = rand_range(1, 4);
+        const size_t ow = rand_range(1, 40), oh = rand_range(1, 6);
+        p.row_floats = (ow - 1) * p.stride + p.kernel_size + rand_range(0, 3);
+        const size_t height = (oh - 1) * p.stride + p.kernel_size;
+        p.plane_floats = height * p.row_floats;
+        /* the bordered image with the lead and tail slack the kernels may read */
+        size_t total = AN_IM2COL_LEAD_FLOATS + p.channels * p.plane_floats + AN_IM2COL_TAIL_FLOATS;
+        float *image = random_floats(total, 80 + (uint64_t)trial);
+        p.image = image + AN_IM2COL_LEAD_FLOATS;
+        const size_t pixels = ow * oh, panels = (pixels + nr - 1) / nr, jp = rand_range(0, (uint32_t)panels - 1);
+        p.columns = pixels - jp * nr < nr ? pixels - jp * nr : nr;
+        for (size_t j = 0; j < p.columns;) { /* runs as the driver makes them */
+            size_t pixel = jp * nr + j, oy = pixel / ow, ox = pixel % ow;
+            size_t length = p.columns - j < ow - ox ? p.columns - j : ow - ox;
+            p.run_column[p.runs] = j;
+            p.run_length[p.runs] = length;
+            p.run_offset[p.runs] = oy * p.stride * p.row_floats + ox * p.stride;
+            p.runs++;
+            j += length;
+        }
+        size_t k = p.channels * p.kernel_size * p.kernel_size;
+        float *got = NULL, *want = NULL;
+        ck_assert_int_eq(posix_memalign((void **)&got, 64, k * nr * sizeof *got), 0);
+        ck_assert_int_eq(posix_memalign((void **)&want, 64, k * nr * sizeof *want), 0);
+        for (size_t i = 0; i < k * nr; i++)
+            got[i] = want[i] = 12345.0f; /* every element must be written */
+        kernels->im2col(&p, nr, got);
+        an_f32_im2col_scalar(&p, nr, want);
+        for (size_t i = 0; i < k * nr; i++)
+            ck_assert_msg(memcmp(&got[i], &want[i], sizeof got[i]) == 0,
+                          "im2col nr %zu stride %zu k %zu ow %zu runs %zu [%zu][%zu]: %g vs %g", nr, p.stride,
+                          p.kernel_size, ow, p.runs, i / nr, i % nr, (double)got[i], (double)want[i]);
+        free(image), free(got), free(want);
+    }
+}
+END_TEST
+
+/* ---- Winograd transforms: the same additions in the same order as the portable ones, so equal bits ---- */
+
+START_TEST(winograd_transforms_match_portable_ones)
+{
+    for (int trial = 0; trial < 60; trial++) {
+        const size_t nr = kernels->gemm_nr, th = rand_range(1, 9), tw = rand_range(1, 19), images = rand_range(1, 4);
+        const size_t bh = 2 * th + 2, bw = 2 * tw + 2 + rand_range(0, 3), image_floats = bh * bw + rand_range(0, 9);
+        const size_t total = images * th * tw, panels = (total + nr - 1) / nr, panel_floats = 3 * nr;
+        const size_t position_stride = panels * panel_floats;
+        float *planes = random_floats(images * image_floats + AN_WINO_PLANE_SLACK, 90 + (uint64_t)trial);
+        float *got = NULL, *want = NULL;
+        ck_assert_int_eq(posix_memalign((void **)&got, 64, 16 * position_stride * sizeof *got), 0);
+        ck_assert_int_eq(posix_memalign((void **)&want, 64, 16 * position_stride * sizeof *want), 0);
+        for (size_t i = 0; i < 16 * position_stride; i++)
+            got[i] = want[i] = 7.0f;
+        an_wino_input_args in = {planes, image_floats, bw, images, th, tw, got + nr, position_stride, panel_floats,
+                                 nr, panels};
+        kernels->wino_input(&in);
+        in.v = want + nr;
+        an_f32_wino2x2_input_scalar(&in);
+        ck_assert_msg(memcmp(got, want, 16 * position_stride * sizeof *got) == 0, "wino_input %zux%zu tiles x %zu",
+                      th, tw, images);
+
+        const size_t oh = 2 * th - rand_range(0, 1), ow = 2 * tw - rand_range(0, 1), n_padded = panels * nr;
+        float *m = random_floats(16 * n_padded, 95 + (uint64_t)trial);
+        float *out_got = malloc(oh * ow * sizeof *out_got), *out_want = malloc(oh * ow * sizeof *out_want);
+        for (size_t image = 0; image < images; image++) {
+            an_wino_output_args o = {m, n_padded, image * th * tw, th, tw, 0.25f, trial % 2, out_got, oh, ow};
+            kernels->wino_output(&o);
+            o.out = out_want;
+            an_f32_wino2x2_output_scalar(&o);
+            ck_assert_msg(memcmp(out_got, out_want, oh * ow * sizeof *out_got) == 0, "wino_output %zux%zu", oh, ow);
+        }
+        free(planes), free(got), free(want), free(m), free(out_got), free(out_want);
+    }
+}
+END_TEST
+
+/* ---- convolution through the backend (packing, blocking, both thread schemes) ---- */
+
+static void check_conv(an_conv_desc d, uint32_t threads)
+{
+    d.out_height = (d.in_height + 2 * d.padding - d.kernel_size) / d.stride + 1;
+    d.out_width = (d.in_width + 2 * d.padding - d.kernel_size) / d.stride + 1;
+    size_t in_n = (size_t)d.batch * d.in_channels * d.in_height * d.in_width;
+    size_t icg = d.in_channels / d.groups, k = icg * d.kernel_size * d.kernel_size;
+    size_t w_n = (size_t)d.out_channels * k, plane = (size_t)d.out_height * d.out_width;
+    size_t out_n = (size_t)d.batch * d.out_channels * plane;
+    float *in = random_floats(in_n, 1), *w = random_floats(w_n, 2), *b = random_floats(d.out_channels, 3);
+    float *want = malloc(out_n * sizeof *want), *got = malloc(out_n * sizeof *got);
+    an_ref_conv2d(&d, in, w, b, want);
+    /* sum of |terms| per output, from the same formula with absolute values */
+    an_conv_desc abs_desc = d;
+    abs_desc.relu = 0;
+    float *abs_in = malloc(in_n * sizeof *abs_in), *abs_w = malloc(w_n * sizeof *abs_w);
+    float *abs_b = malloc(d.out_channels * sizeof *abs_b), *scale_f = malloc(out_n * sizeof *scale_f);
+    for (size_t i = 0; i < in_n; i++)
+        abs_in[i] = fabsf(in[i]);
+    for (size_t i = 0; i < w_n; i++)
+        abs_w[i] = fabsf(w[i]);
+    for (size_t i = 0; i < d.out_channels; i++)
+        abs_b[i] = fabsf(b[i]);
+    an_ref_conv2d(&abs_desc, abs_in, abs_w, abs_b, scale_f);
+    double *scale = malloc(out_n * sizeof *scale);
+    for (size_t i = 0; i < out_n; i++)
+        scale[i] = scale_f[i];
+
+    an_backend_context *context = make_context(threads);
+    an_op_desc op = {.kind = AN_OP_CONV2D, .u.conv = d};
+    an_buffer *weights = NULL;
+    ck_assert_int_eq(an_cpu_simd_backend.weights_create(context, &op, w, b, &weights), ALEXNET_OK);
+    ck_assert_int_eq(an_cpu_simd_backend.prepare(context, &op, 1), ALEXNET_OK);
+    an_buffer *in_buffer = make_buffer(context, in, in_n), *out_buffer = make_buffer(context, NULL, out_n);
+    ck_assert_msg(an_cpu_simd_backend.conv2d(context, &d, in_buffer, weights, out_buffer) == ALEXNET_OK, "%s",
+                  alexnet_last_error());
+    ck_assert_int_eq(an_cpu_simd_backend.download(context, out_buffer, got, out_n), ALEXNET_OK);
+    char what[160];
+    snprintf(what, sizeof what, "conv n%u c%u %ux%u -> %u k%u s%u p%u g%u relu%d threads %u", d.batch, d.in_channels,
+             d.in_height, d.in_width, d.out_channels, d.kernel_size, d.stride, d.padding, d.groups, d.relu, threads);
+    assert_close(got, want, scale, out_n, 1e-5, what);
+    /* a smaller batch than prepared runs without preparing again */
+    if (d.batch > 1) {
+        an_conv_desc one = d;
+        one.batch = 1;
+        ck_assert_int_eq(an_cpu_simd_backend.conv2d(context, &one, in_buffer, weights, out_buffer), ALEXNET_OK);
+        float *first = malloc(d.out_channels * plane * sizeof *first);
+        ck_assert_int_eq(an_cpu_simd_backend.download(context, out_buffer, first, d.out_channels * plane), ALEXNET_OK);
+        ck_assert_msg(memcmp(first, got, d.out_channels * plane * sizeof *first) == 0,
+                      "image 0 alone differs from image 0 in the batch (%s)", what);
+        free(first);
+    }
+    an_cpu_simd_backend.buffer_destroy(context, in_buffer);
+    an_cpu_simd_backend.buffer_destroy(context, out_buffer);
+    an_cpu_simd_backend.buffer_destroy(context, weights);
+    an_cpu_simd_backend.context_destroy(context);
+    free(in), free(w), free(b), free(want), free(got), free(abs_in), free(abs_w), free(abs_b), free(scale_f);
+    free(scale);
+}
+
+START_TEST(conv_random_shapes)
+{
+    for (int trial = 0; trial < 80; trial++) {
+        an_conv_desc d = {0};
+        d.groups = rand_range(1, 3);
+        d.batch = rand_range(1, 5);
+        d.in_channels = d.groups * rand_range(1, 7);
+        d.out_channels = d.groups * rand_range(1, 29); /* tails of MR, and several panels */
+        d.kernel_size = rand_range(1, 5);
+        d.stride = rand_range(1, 4);
+        d.padding = rand_range(0, d.kernel_size - 1);
+        d.in_height = rand_range(d.kernel_size, 21);
+        d.in_width = rand_range(d.kernel_size, 21);
+        d.relu = (int)rand_range(0, 1);
+        check_conv(d, rand_range(1, 3));
+    }
+}
+END_TEST
+
+START_TEST(conv_long_k_crosses_k_blocks)
+{
+    /* K = 64 x 9 = 576 and 130 x 9 = 1170: several kc blocks, the accumulate path and ReLU on the last */
+    check_conv((an_conv_desc){2, 64, 7, 9, 13, 0, 0, 3, 1, 1, 1, 1}, 2);
+    check_conv((an_conv_desc){1, 260, 5, 5, 14, 0, 0, 3, 1, 1, 2, 1}, 3);
+    check_conv((an_conv_desc){3, 40, 6, 6, 20, 0, 0, 5, 1, 2, 1, 0}, 1);
+}
+END_TEST
+
+START_TEST(conv_alexnet_layer_shapes)
+{
+    /* conv1 of every variant (11x11 stride 4 on RGB, 227 and 224 with padding 2), then the 5x5 and 3x3
+     * layers at their real sizes with fewer channels to stay quick */
+    check_conv((an_conv_desc){1, 3, 227, 227, 96, 0, 0, 11, 4, 0, 1, 1}, 2);
+    check_conv((an_conv_desc){2, 3, 224, 224, 64, 0, 0, 11, 4, 2, 1, 1}, 3);
+    check_conv((an_conv_desc){3, 48, 27, 27, 64, 0, 0, 5, 1, 2, 2, 1}, 2);
+    check_conv((an_conv_desc){1, 64, 27, 27, 44, 0, 0, 5, 1, 2, 1, 1}, 2);
+    check_conv((an_conv_desc){2, 96, 13, 13, 38, 0, 0, 3, 1, 1, 1, 1}, 2);
+    check_conv((an_conv_desc){1, 96, 13, 13, 64, 0, 0, 3, 1, 1, 2, 1}, 1);
+}
+END_TEST
+
+/* ---- fully connected ---- */
+
+START_TEST(fc_random_shapes_and_row_splits)
+{
+    for (int trial = 0; trial < 60; trial++) {
+        an_fc_desc d = {rand_range(1, 5), rand_range(1, 700), rand_range(1, 70), (int)rand_range(0, 1)};
+        size_t in_n = (size_t)d.batch * d.in_features, w_n = (size_t)d.in_features * d.out_features;
+        size_t out_n = (size_t)d.batch * d.out_features;
+        float *in = random_floats(in_n, 11), *w = random_floats(w_n, 12), *b = random_floats(d.out_features, 13);
+        float *want = malloc(out_n * sizeof *want), *got = malloc(out_n * sizeof *got);
+        float *split = malloc(out_n * sizeof *split);
+        an_ref_fully_connected(&d, in, w, b, want);
+        double *scale = malloc(out_n * sizeof *scale);
+        for (uint32_t n = 0; n < d.batch; n++)
+            for (uint32_t o = 0; o < d.out_features; o++) {
+                double s = fabs((double)b[o]);
+                for (uint32_t i = 0; i < d.in_features; i++)
+                    s += fabs((double)w[(size_t)o * d.in_features + i] * in[(size_t)n * d.in_features + i]);
+                scale[(size_t)n * d.out_features + o] = s;
+            }
+        kernels->fc(&d, in, w, b, got, 0, d.out_features);
+        char what[96];
+        snprintf(what, sizeof what, "fc n%u %u -> %u relu%d", d.batch, d.in_features, d.out_features, d.relu);
+        assert_close(got, want, scale, out_n, 1e-5, what);
+        /* any row split gives the same bits */
+        for (size_t begin = 0; begin < d.out_features;) {
+            size_t end = begin + rand_range(1, 11);
+            end = end > d.out_features ? d.out_features : end;
+            kernels->fc(&d, in, w, b, split, begin, end);
+            begin = end;
+        }
+        ck_assert_msg(memcmp(split, got, out_n * sizeof *got) == 0, "%s: a row split changed the bits", what);
+        /* and each image alone gives the bits it has in the batch */
+        an_fc_desc one = d;
+        one.batch = 1;
+        for (uint32_t n = 0; n < d.batch; n++) {
+            kernels->fc(&one, in + (size_t)n * d.in_features, w, b, split, 0, d.out_features);
+            ck_assert_msg(memcmp(split, got + (size_t)n * d.out_features, d.out_features * sizeof *got) == 0,
+                          "%s: image %u alone differs from the batch", what, n);
+        }
+        free(in), free(w), free(b), free(want), free(got), free(split), free(scale);
+    }
+}
+END_TEST
+
+START_TEST(fc_through_backend_threads)
+{
+    an_fc_desc d = {3, 1000, 203, 1};
+    size_t in_n = (size_t)d.batch * d.in_features, w_n = (size_t)d.in_features * d.out_features;
+    size_t out_n = (size_t)d.batch * d.out_features;
+    float *in = random_floats(in_n, 21), *w = random_floats(w_n, 22), *b = random_floats(d.out_features, 23);
+    float *first = malloc(out_n * sizeof *first), *got = malloc(out_n * sizeof *got);
+    for (uint32_t threads = 1; threads <= 3; threads++) {
+        an_backend_context *context = make_context(threads);
+        an_op_desc op = {.kind = AN_OP_FULLY_CONNECTED, .u.fc = d};
+        an_buffer *weights = NULL;
+        ck_assert_int_eq(an_cpu_simd_backend.weights_create(context, &op, w, b, &weights), ALEXNET_OK);
+        ck_assert_int_eq(an_cpu_simd_backend.prepare(context, &op, 1), ALEXNET_OK);
+        an_buffer *in_buffer = make_buffer(context, in, in_n), *out_buffer = make_buffer(context, NULL, out_n);
+        ck_assert_int_eq(an_cpu_simd_backend.fully_connected(context, &d, in_buffer, weights, out_buffer), ALEXNET_OK);
+        ck_assert_int_eq(an_cpu_simd_backend.download(context, out_buffer, threads == 1 ? first : got, out_n),
+                         ALEXNET_OK);
+        if (threads > 1)
+            ck_assert(memcmp(first, got, out_n * sizeof *got) == 0);
+        an_cpu_simd_backend.buffer_destroy(context, in_buffer);
+        an_cpu_simd_backend.buffer_destroy(context, out_buffer);
+        an_cpu_simd_backend.buffer_destroy(context, weights);
+        an_cpu_simd_backend.context_destroy(context);
+    }
+    free(in), free(w), free(b), free(first), free(got);
+}
+END_TEST
+
+/* ---- pooling, LRN, softmax, ReLU ---- */
+
+static void check_max_pool(an_pool_desc d, int with_nan)
+{
+    d.out_height = (d.in_height - d.kernel_size) / d.stride + 1;
+    d.out_width = (d.in_width - d.kernel_size) / d.stride + 1;
+    size_t planes = (size_t)d.batch * d.channels, in_n = planes * d.in_height * d.in_width;
+    size_t out_n = planes * d.out_height * d.out_width;
+    float *in = random_floats(in_n, 31 + d.in_width), *want = malloc(out_n * sizeof *want);
+    float *got = malloc(out_n * sizeof *got);
+    if (with_nan)
+        for (size_t i = 0; i < in_n; i += 1 + rand_range(0, 40))
+            in[i] = NAN;
+    an_ref_max_pool2d(&d, in, want);
+    size_t split = rand_range(0, (uint32_t)planes);
+    kernels->max_pool(&d, in, got, 0, split);
+    kernels->max_pool(&d, in, got, split, planes);
+    for (size_t i = 0; i < out_n; i++)
+        ck_assert_msg(same_or_both_nan(got[i], want[i]), "max_pool k%u s%u %ux%u [%zu]: %g vs %g", d.kernel_size,
+                      d.stride, d.in_height, d.in_width, i, (double)got[i], (double)want[i]);
+    free(in), free(want), free(got);
+}
+
+START_TEST(max_pool_shapes_and_nan)
+{
+    for (int trial = 0; trial < 60; trial++) {
+        an_pool_desc d = {0};
+        d.batch = rand_range(1, 3);
+        d.channels = rand_range(1, 5);
+        /* half the trials on AlexNet's 3x3 stride 2, wide enough for the vector path */
+        d.kernel_size = trial % 2 ? 3 : rand_range(1, 4);
+        d.stride = trial % 2 ? 2 : rand_range(1, 3);
+        d.in_height = rand_range(d.kernel_size, 30);
+        d.in_width = rand_range(d.kernel_size, 60);
+        check_max_pool(d, trial % 3 == 0);
+    }
+    check_max_pool((an_pool_desc){2, 3, 55, 55, 0, 0, 3, 2}, 0);
+    check_max_pool((an_pool_desc){1, 4, 27, 27, 0, 0, 3, 2}, 1);
+    check_max_pool((an_pool_desc){1, 2, 13, 13, 0, 0, 3, 2}, 0);
+}
+END_TEST
+
+static void check_lrn(an_lrn_desc d)
+{
+    size_t n_all = (size_t)d.batch * d.channels * d.height * d.width;
+    float *in = random_floats(n_all, 41 + d.channels), *want = malloc(n_all * sizeof *want);
+    float *got = malloc(n_all * sizeof *got);
+    an_ref_lrn(&d, in, want);
+    for (uint32_t n = 0; n < d.batch; n++) {
+        size_t split = rand_range(0, d.channels);
+        kernels->lrn(&d, in, got, n, 0, split);
+        kernels->lrn(&d, in, got, n, split, d.channels);
+    }
+    char what[96];
+    snprintf(what, sizeof what, "lrn c%u %ux%u size %u alpha %g beta %g k %g", d.channels, d.height, d.width, d.size,
+             (double)d.alpha, (double)d.beta, (double)d.k);
+    assert_close(got, want, NULL, n_all, 1e-5, what);
+    free(in), free(want), free(got);
+}
+
+START_TEST(lrn_powers_windows_and_tails)
+{
+    const float betas[] = {0.75f, 0.5f, 1.0f, 0.6f, 1.7f};
+    for (int trial = 0; trial < 40; trial++) {
+        an_lrn_desc d = {rand_range(1, 3), rand_range(1, 12), rand_range(1, 9), rand_range(1, 11), rand_range(1, 7),
+                         0.0f, betas[trial % 5], 0.0f};
+        d.alpha = trial % 2 ? 1e-4f / (float)d.size : 0.5f; /* Caffe's and a large one that really bites */
+        d.k = trial % 2 ? 1.0f : 2.0f;
+        check_lrn(d);
+    }
+    check_lrn((an_lrn_desc){1, 96, 55, 55, 5, 2e-5f, 0.75f, 1.0f});
+    check_lrn((an_lrn_desc){2, 20, 27, 27, 5, 2e-5f, 0.75f, 2.0f});
+}
+END_TEST
+
+START_TEST(softmax_and_relu)
+{
+    for (int trial = 0; trial < 40; trial++) {
+        size_t classes = rand_range(1, 1100);
+        float *in = random_floats(classes, 51 + (uint64_t)trial), *want = malloc(classes * sizeof *want);
+        float *got = malloc(classes * sizeof *got);
+        for (size_t i = 0; i < classes; i++)
+            in[i] *= trial % 2 ? 30.0f : 1.0f; /* large logits: exp of big negative differences */
+        if (trial == 7)
+            in[0] = 1000.0f;
+        an_ref_softmax(1, (uint32_t)classes, in, want);
+        kernels->softmax(in, got, classes);
+        for (size_t i = 0; i < classes; i++)
+            ck_assert_msg(fabs(got[i] - want[i]) <= 1e-6 + 1e-5 * want[i], "softmax %zu [%zu]: %g vs %g", classes, i,
+                          (double)got[i], (double)want[i]);
+        free(in), free(want), free(got);
+    }
+    float x[19] = {-3.0f, -0.0f, 0.0f, 1e-30f, 2.5f, -1e30f, 88.0f, NAN, -1.0f, 7.0f, -2.0f, 3.0f,
+                   -0.5f, 0.5f,  -INFINITY, INFINITY, 1.0f, -1.0f, 4.0f};
+    for (size_t count = 0; count <= 19; count++) {
+        float y[19], r[19];
+        kernels->relu(x, y, count);
+        an_ref_relu(count, x, r);
+        for (size_t i = 0; i < count; i++)
+            ck_assert_msg(same_or_both_nan(y[i], r[i]), "relu[%zu]: %g vs %g", i, (double)y[i], (double)r[i]);
+    }
+}
+END_TEST
+
+/* The portable ops of the backend (average pooling, dropout) through their drivers. */
+START_TEST(adaptive_avg_pool_and_dropout_drivers)
+{
+    an_backend_context *context = make_context(3);
+    for (int trial = 0; trial < 20; trial++) {
+        an_pool_desc d = {rand_range(1, 3), rand_range(1, 9), rand_range(1, 14), rand_range(1, 14),
+                          rand_range(1, 7), rand_range(1, 7), 0, 0};
+        size_t planes = (size_t)d.batch * d.channels;
+        size_t in_n = planes * d.in_height * d.in_width, out_n = planes * d.out_height * d.out_width;
+        float *in = random_floats(in_n, 61), *want = malloc(out_n * sizeof *want), *got = malloc(out_n * sizeof *got);
+        an_ref_adaptive_avg_pool2d(&d, in, want);
+        an_buffer *ib = make_buffer(context, in, in_n), *ob = make_buffer(context, NULL, out_n);
+        ck_assert_int_eq(an_cpu_simd_backend.adaptive_avg_pool2d(context, &d, ib, ob), ALEXNET_OK);
+        ck_assert_int_eq(an_cpu_simd_backend.download(context, ob, got, out_n), ALEXNET_OK);
+        ck_assert(memcmp(got, want, out_n * sizeof *got) == 0);
+        an_cpu_simd_backend.buffer_destroy(context, ib);
+        an_cpu_simd_backend.buffer_destroy(context, ob);
+        free(in), free(want), free(got);
+    }
+    enum { N = 100003 };
+    float *in = random_floats(N, 71), *want = malloc(N * sizeof *want), *got = malloc(N * sizeof *got);
+    an_ref_dropout(N, 0.3f, 99, in, want);
+    an_buffer *ib = make_buffer(context, in, N), *ob = make_buffer(context, NULL, N);
+    ck_assert_int_eq(an_cpu_simd_backend.dropout(context, N, 0.3f, 99, ib, ob), ALEXNET_OK);
+    ck_assert_int_eq(an_cpu_simd_backend.download(context, ob, got, N), ALEXNET_OK);
+    ck_assert(memcmp(got, want, N * sizeof *got) == 0);
+    an_ref_relu(N, in, want);
+    ck_assert_int_eq(an_cpu_simd_backend.relu(context, N, ib, ob), ALEXNET_OK);
+    ck_assert_int_eq(an_cpu_simd_backend.download(context, ob, got, N), ALEXNET_OK);
+    ck_assert(memcmp(got, want, N * sizeof *got) == 0);
+    an_cpu_simd_backend.buffer_destroy(context, ib);
+    an_cpu_simd_backend.buffer_destroy(context, ob);
+    an_cpu_simd_backend.context_destroy(context);
+    free(in), free(want), free(got);
+}
+END_TEST
+
+/* An op run before prepare() sized its scratch fails cleanly instead of writing past it. */
+START_TEST(conv_without_prepare_is_refused)
+{
+    an_conv_desc d = {1, 4, 9, 9, 8, 9, 9, 3, 1, 1, 1, 1};
+    an_backend_context *context = make_context(1);
+    float w[8 * 4 * 9] = {0}, b[8] = {0};
+    an_op_desc op = {.kind = AN_OP_CONV2D, .u.conv = d};
+    an_buffer *weights = NULL;
+    ck_assert_int_eq(an_cpu_simd_backend.weights_create(context, &op, w, b, &weights), ALEXNET_OK);
+    an_buffer *ib = make_buffer(context, NULL, 4 * 81), *ob = make_buffer(context, NULL, 8 * 81);
+    ck_assert_int_eq(an_cpu_simd_backend.conv2d(context, &d, ib, weights, ob), ALEXNET_E_STATE);
+    an_cpu_simd_backend.buffer_destroy(context, ib);
+    an_cpu_simd_backend.buffer_destroy(context, ob);
+    an_cpu_simd_backend.buffer_destroy(context, weights);
+    an_cpu_simd_backend.context_destroy(context);
+}
+END_TEST
+
+int main(void)
+{
+#ifdef AN_TEST_AVX512_EMULATED
+    /* the backend runs on the AVX2 set; its table is then swapped for the emulated AVX-512 one */
+    setenv("ALEXNET_CPU_ISA", "avx2", 1);
+#endif
+    const char *name = getenv("ALEXNET_CPU_ISA");
+    if (name == NULL || name[0] == '\0') {
+        fprintf(stderr, "test_cpu_kernels: set ALEXNET_CPU_ISA to the kernel set to test\n");
+        return 1;
+    }
+    if (an_cpu_select_isa(&test_isa) != ALEXNET_OK || (kernels = an_cpu_kernels_for(test_isa)) == NULL) {
+        printf("SKIP: %s kernels not runnable on this CPU (%s)\n", name, alexnet_last_error());
+        return 77;
+    }
+#ifdef AN_TEST_AVX512_EMULATED
+    emulated_avx512 = an_cpu_kernels_avx512;
+    emulated_avx512.gemm = an_emulated_gemm_12x32;
+    emulated_avx512.fc = an_emulated_fc_4x3;
+    emulated_avx512.description = "AVX-512 kernels with emulated intrinsics (12x32 GEMM)";
+    kernels = &emulated_avx512;
+#endif
+    printf("testing %s (the backend selected %s)\n", kernels->description, an_cpu_isa_name(test_isa));
+    Suite *suite = suite_create("cpu_kernels");
+    TCase *tc = tcase_create("kernels");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, gemm_microkernel_tiles_flags_and_guards);
+    tcase_add_test(tc, gemm_microkernel_relu_keeps_nan_and_negative_zero);
+    tcase_add_test(tc, im2col_panels_match_portable_packer);
+    tcase_add_test(tc, winograd_transforms_match_portable_ones);
+    tcase_add_test(tc, conv_random_shapes);
+    tcase_add_test(tc, conv_long_k_crosses_k_blocks);
+    tcase_add_test(tc, conv_alexnet_layer_shapes);
+    tcase_add_test(tc, fc_random_shapes_and_row_splits);
+    tcase_add_test(tc, fc_through_backend_threads);
+    tcase_add_test(tc, max_pool_shapes_and_nan);
+    tcase_add_test(tc, lrn_powers_windows_and_tails);
+    tcase_add_test(tc, softmax_and_relu);
+    tcase_add_test(tc, adaptive_avg_pool_and_dropout_drivers);
+    tcase_add_test(tc, conv_without_prepare_is_refused);
+    suite_add_tcase(suite, tc);
+    SRunner *runner = srunner_create(suite);
+    srunner_run_all(runner, CK_NORMAL);
+    int failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    return failed == 0 ? 0 : 1;
+}
