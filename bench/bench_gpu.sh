@@ -12,7 +12,17 @@ cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build-gpu-bench}
 LOG_DIR=${1:-$BUILD_DIR/gpu-logs/$(date +%Y%m%d-%H%M%S)/bench}
 [ $# -gt 0 ] && shift
-PYTHON=${PYTHON:-python3}
+# The first interpreter whose PyTorch sees a CUDA device, else plain python3 (the PyTorch column then says why).
+if [ -z "${PYTHON:-}" ]; then
+    PYTHON=python3
+    for candidate in python3 /usr/bin/python3; do
+        if "$candidate" -c 'import sys, torch, torchvision; sys.exit(0 if torch.cuda.is_available() else 1)' \
+            > /dev/null 2>&1; then
+            PYTHON=$candidate
+            break
+        fi
+    done
+fi
 mkdir -p "$LOG_DIR"
 if [ ! -f "$BUILD_DIR/build.ninja" ]; then
     meson setup "$BUILD_DIR" --buildtype=release -Dtests=false > "$LOG_DIR/meson-setup.log" 2>&1

@@ -477,8 +477,9 @@ typedef int (*alexnet_progress_fn)(void *user, const alexnet_train_progress *pro
 
 typedef struct alexnet_trainer_options {
     size_t struct_size;
-    /* Execution, as in alexnet_context_options. The backend must implement the training ops (the
-     * reference backend does); otherwise creation fails with ALEXNET_E_UNSUPPORTED. */
+    /* Execution, as in alexnet_context_options. "auto" (without ALEXNET_BACKEND set) and "cpu" pick the
+     * best available backend that implements the training ops (the reference backend does); a backend named
+     * here or in ALEXNET_BACKEND that cannot train fails creation with ALEXNET_E_UNSUPPORTED. */
     const char *backend;          /* "auto" */
     uint32_t num_threads;         /* 1 */
     alexnet_parallel_for_fn parallel_for;

@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "data/augment.h"
@@ -151,6 +152,36 @@ alexnet_status an_trainer_check_backend(const an_backend *b)
                             b->name, ops[i].name);
     }
     return ALEXNET_OK;
+}
+
+/* "auto" (with no ALEXNET_BACKEND) and "cpu" mean the highest-scoring available backend that can train,
+ * so a fast inference-only backend never makes training fail; a named backend (or the environment's) is
+ * used as asked and refused by name when it cannot train. */
+static alexnet_status an_trainer_select_backend(const char *requested, const an_backend **out, uint32_t *device)
+{
+    int is_auto = requested == NULL || strcmp(requested, "auto") == 0;
+    const char *env = getenv("ALEXNET_BACKEND");
+    int from_env = is_auto && env != NULL && env[0] != '\0';
+    if (!from_env && (is_auto || strcmp(requested, "cpu") == 0)) {
+        const an_backend *best = NULL;
+        for (size_t i = 0; i < an_backend_registry_count(); i++) {
+            const an_backend *candidate = an_backend_registry_get(i);
+            const char *why = NULL;
+            if (candidate->api_version != AN_BACKEND_API_VERSION || !candidate->probe(&why) ||
+                (!is_auto && strcmp(candidate->kind, "cpu") != 0) || an_trainer_check_backend(candidate) != ALEXNET_OK)
+                continue;
+            if (best == NULL || candidate->score > best->score)
+                best = candidate;
+        }
+        an_error_clear();
+        if (best == NULL)
+            return an_error(ALEXNET_E_UNSUPPORTED, "no available backend implements training");
+        *out = best;
+        *device = 0;
+        return ALEXNET_OK;
+    }
+    AN_CHECK(an_backend_select_device(requested, out, device));
+    return an_trainer_check_backend(*out);
 }
 
 /* ---- buffers ---- */
@@ -335,8 +366,7 @@ alexnet_status an_trainer_create(const alexnet_model *model, const alexnet_train
     AN_CHECK(an_train_settings_resolve(o, &config, &settings));
     const an_backend *backend = NULL;
     uint32_t device_index = 0;
-    AN_CHECK(an_backend_select_device(o->backend, &backend, &device_index));
-    AN_CHECK(an_trainer_check_backend(backend));
+    AN_CHECK(an_trainer_select_backend(o->backend, &backend, &device_index));
 
     alexnet_trainer *t = an_calloc(&allocator, 1, sizeof *t, "trainer");
     if (t == NULL)

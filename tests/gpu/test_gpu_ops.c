@@ -375,6 +375,12 @@ START_TEST(errors_are_reported)
     ck_assert_int_eq(gpu->fully_connected(c, &fd, small, wb, small), ALEXNET_E_BACKEND);
     gpu->buffer_destroy(c, wb);
     gpu->buffer_destroy(c, small);
+    if (strcmp(gpu_name, "opencl") == 0) {
+        /* Tensors beyond the kernels' 32-bit indexing are refused when the plan is prepared, not run wrong. */
+        an_op_desc huge = {.kind = AN_OP_CONV2D, .u.conv = {4096, 64, 256, 256, 64, 256, 256, 3, 1, 1, 1, 1}};
+        ck_assert_int_eq(gpu->prepare(c, &huge, 1), ALEXNET_E_UNSUPPORTED);
+        ck_assert(strstr(alexnet_last_error(), "2^31") != NULL);
+    }
     ck_assert_int_eq(gpu->sync(c), ALEXNET_OK);
     close_context(c);
 }

@@ -143,9 +143,10 @@ alexnet_status an_cl_launch_1d(an_cl_launch *launch, size_t count)
 
 int an_cl_check_elements(uint64_t count, const char *what)
 {
-    if (count <= UINT32_MAX)
+    /* Kernels index with 32-bit integers, signed where padding makes offsets negative. */
+    if (count <= INT32_MAX)
         return 1;
-    an_error(ALEXNET_E_UNSUPPORTED, "opencl: %s has %llu elements; the kernels index at most 2^32 - 1", what,
+    an_error(ALEXNET_E_UNSUPPORTED, "opencl: %s has %llu elements; the kernels index at most 2^31 - 1", what,
              (unsigned long long)count);
     return 0;
 }

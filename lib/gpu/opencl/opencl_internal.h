@@ -126,7 +126,7 @@ alexnet_status an_cl_launch_1d(an_cl_launch *launch, size_t count);
 
 /* A status for a failed OpenCL call ("opencl: what: CL_..."): memory errors map to OUT_OF_MEMORY. */
 alexnet_status an_cl_fail(cl_int code, const char *what);
-/* 0 unless count elements fit the kernels' 32-bit indexing; sets the error naming `what`. */
+/* 0 unless count elements fit the kernels' 32-bit indexing (< 2^31); sets the error naming `what`. */
 int an_cl_check_elements(uint64_t count, const char *what);
 
 /* Inverted dropout (forward, and backward on the gradient): the shared launch of opencl_backend.c. */
