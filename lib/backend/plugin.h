@@ -12,7 +12,10 @@
  *    unavailable and never called.
  *
  * Loading (lib/backend/plugin.c) happens once per process, lazily at the first registry use, and is
- * thread-safe. Modules are never unloaded. */
+ * thread-safe. Modules are never unloaded. The entry point runs inside that one-time initialisation, so it
+ * must not call back into the core. Known limitation: a process holding two copies of the core (a program
+ * that links libalexnet.a and also loads libalexnet.so) dlopens each module once, and the later core's host
+ * table replaces the earlier one inside the module. */
 #ifndef AN_BACKEND_PLUGIN_H
 #define AN_BACKEND_PLUGIN_H
 
