@@ -4,8 +4,9 @@
  *
  *   - registration: "cpu-simd" is listed, available, scored above the reference, and "cpu"/"auto" pick it;
  *   - whole networks against the "reference" backend: a small custom configuration (groups, LRN with the
- *     paper's alpha, odd sizes), the one-tower, paper-2012 and torchvision nets at batch 1 and 3, and
- *     torchvision at an odd input size: max |diff| / max |ref| <= 1e-4 and identical top-5 lists;
+ *     paper's alpha, odd sizes), the one-tower and torchvision nets at batch 1 and 3, and torchvision at an
+ *     odd input size: max |diff| / max |ref| <= 1e-4 and identical top-5 lists (the paper-2012 net runs on
+ *     cpu-simd against PyTorch in golden_cpu_simd_*; the reference is too slow to run it here as well);
  *   - bits that do not depend on the thread count (1, 2, 3), on a host parallel_for that runs tasks in
  *     reverse order or on several threads of its own, or on whether an image runs alone or in a batch;
  *   - no allocation once the context exists (counting allocator around alexnet_infer and
@@ -207,19 +208,12 @@ START_TEST(one_tower_matches_reference)
 }
 END_TEST
 
-START_TEST(paper_matches_reference)
-{
-    alexnet_config c = preset(ALEXNET_VARIANT_PAPER_2012);
-    check_network(&c, "paper-2012", 3, 0, 0, 2);
-}
-END_TEST
-
 START_TEST(torchvision_matches_reference)
 {
     alexnet_config c = preset(ALEXNET_VARIANT_TORCHVISION);
     check_network(&c, "torchvision", 3, 0, 0, 2);
-    /* an odd input size: every edge of the packing and pooling moves */
-    check_network(&c, "torchvision", 1, 231, 199, 3);
+    /* odd input sizes: every edge of the packing, the Winograd tiles and the pooling moves */
+    check_network(&c, "torchvision", 1, 131, 99, 3);
 }
 END_TEST
 
@@ -447,7 +441,6 @@ int main(void)
     tcase_add_test(tc, backend_is_listed_and_preferred);
     tcase_add_test(tc, custom_network_matches_reference);
     tcase_add_test(tc, one_tower_matches_reference);
-    tcase_add_test(tc, paper_matches_reference);
     tcase_add_test(tc, torchvision_matches_reference);
     tcase_add_test(tc, bits_do_not_depend_on_threads_or_batch);
     tcase_add_test(tc, no_allocation_after_context_creation);
