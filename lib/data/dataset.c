@@ -346,8 +346,8 @@ alexnet_status an_dataset_from_idx(const uint8_t *images, size_t images_size, co
                                    size_t labels_size, const alexnet_dataset_options *options,
                                    alexnet_dataset **out)
 {
-    uint32_t image_dims[3], label_dims[3];
-    const uint8_t *pixels, *label_bytes;
+    uint32_t image_dims[3] = {0, 0, 0}, label_dims[3] = {0, 0, 0};
+    const uint8_t *pixels = NULL, *label_bytes = NULL;
     alexnet_status status = an_idx_header(images, images_size, 3, "IDX images", image_dims, &pixels);
     if (status == ALEXNET_OK)
         status = an_idx_header(labels, labels_size, 1, "IDX labels", label_dims, &label_bytes);

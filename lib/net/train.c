@@ -106,12 +106,12 @@ static alexnet_status an_resolve_layers(alexnet_trainer *t, const alexnet_traine
     for (size_t i = 0; i < AN_MAX_LAYERS; i++)
         layer_lr[i] = 1.0f;
     for (size_t i = 0; o->frozen_layers != NULL && o->frozen_layers[i] != NULL; i++) {
-        int layer;
+        int layer = 0;
         AN_CHECK(an_parameter_layer(t, o->frozen_layers[i], "frozen_layers", &layer));
         t->frozen[layer] = 1;
     }
     for (size_t i = 0; i < o->layer_multiplier_count; i++) {
-        int layer;
+        int layer = 0;
         AN_CHECK(an_parameter_layer(t, o->layer_multipliers[i].layer, "layer_multipliers", &layer));
         if (!an_finite_in(o->layer_multipliers[i].lr_multiplier, 0.0f, 1e6f))
             return an_error(ALEXNET_E_INVALID_ARGUMENT, "trainer options: layer_multipliers: %s has %g",

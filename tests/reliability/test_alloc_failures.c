@@ -240,7 +240,8 @@ static alexnet_status classify_image(run_state *s)
     static uint8_t pixels[H * W * 4];
     for (size_t i = 0; i < sizeof pixels; i++)
         pixels[i] = (uint8_t)(test_splitmix64(i) >> 56);
-    alexnet_image images[2] = {{pixels, W, H, W * 4, ALEXNET_PIXEL_RGBA8}, {pixels, W, H - 2, W * 4, ALEXNET_PIXEL_BGRA8}};
+    alexnet_image images[2] = {{pixels, W, H, W * 4, ALEXNET_PIXEL_RGBA8},
+                               {pixels, W, H - 2, W * 4, ALEXNET_PIXEL_BGRA8}};
     alexnet_image_options image_options;
     alexnet_image_options_init(&image_options);
     image_options.resize_size = 10;

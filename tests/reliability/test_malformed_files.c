@@ -474,7 +474,10 @@ static tw_bytes entry_unexpected_field(void)
 {
     return text_file("{\"conv1.bias\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16],\"crc\":1}}", 16);
 }
-static tw_bytes entry_missing_offsets(void) { return text_file("{\"conv1.bias\":{\"dtype\":\"F32\",\"shape\":[4]}}", 16); }
+static tw_bytes entry_missing_offsets(void)
+{
+    return text_file("{\"conv1.bias\":{\"dtype\":\"F32\",\"shape\":[4]}}", 16);
+}
 static tw_bytes entry_not_object(void) { return text_file("{\"conv1.bias\":[0,16]}", 16); }
 static tw_bytes header_control_character(void)
 {
@@ -617,7 +620,8 @@ static const malformed_case cases[] = {
     {"100000 nested arrays in metadata", nesting_in_metadata, ALEXNET_E_FORMAT,
      "value of 'k' must be a string, found an array"},
     {"100000 nested objects as an entry", nesting_as_entry, ALEXNET_E_FORMAT, "tensor 'conv1.weight'"},
-    {"100000 nested arrays as a shape", nesting_in_shape, ALEXNET_E_FORMAT, "shape[0]: expected a non-negative integer"},
+    {"100000 nested arrays as a shape", nesting_in_shape, ALEXNET_E_FORMAT,
+     "shape[0]: expected a non-negative integer"},
     {"header not an object", header_not_object, ALEXNET_E_FORMAT, "header is not a JSON object (it is an array)"},
     {"garbage after the header", header_trailing_garbage, ALEXNET_E_FORMAT, "trailing data after the JSON value"},
     {"unexpected field", entry_unexpected_field, ALEXNET_E_FORMAT, "'conv1.bias': unexpected field 'crc'"},

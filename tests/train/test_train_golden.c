@@ -84,8 +84,10 @@ static int next_token(char *buffer, size_t size)
 
 static int parse_fail(const char *what, const char *token)
 {
-    snprintf(golden_error, sizeof golden_error, "%s/%s: expected %s, found \"%s\" (regenerate with " REGENERATE ")",
-             test_data_dir(), GOLDEN_FILE, what, token);
+    /* Bounded %s: the message always fits, whatever the data directory's path. */
+    snprintf(golden_error, sizeof golden_error,
+             "%.1024s/%s: expected %.64s, found \"%.64s\" (regenerate with " REGENERATE ")", test_data_dir(),
+             GOLDEN_FILE, what, token);
     return 0;
 }
 
