@@ -376,7 +376,8 @@ alexnet_status an_dataset_from_idx(const uint8_t *images, size_t images_size, co
     status = an_dataset_new(&resolved, &dataset);
     if (status != ALEXNET_OK)
         return status;
-    memcpy(dataset->pixels, pixels, (size_t)image_dims[0] * dataset->image_bytes);
+    if (image_dims[0] > 0) /* an empty file leaves pixels NULL, which memcpy must not see even for 0 bytes */
+        memcpy(dataset->pixels, pixels, (size_t)image_dims[0] * dataset->image_bytes);
     for (uint32_t i = 0; i < label_dims[0]; i++)
         dataset->labels[i] = label_bytes[i];
     dataset->count = image_dims[0];

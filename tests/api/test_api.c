@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "alexnet/alexnet.h"
+#include "test_check.h"
 #include "test_support.h"
 
 /* FNV-1a of the weights of small_config() seeded with 2012, computed once on x86-64. */
@@ -61,21 +62,6 @@ static alexnet_context *make_context(const alexnet_model *model, uint32_t batch,
     alexnet_context *context = NULL;
     ck_assert_msg(alexnet_context_create(model, &options, &context) == ALEXNET_OK, "%s", alexnet_last_error());
     return context;
-}
-
-static void assert_no_leaks(const test_counting_allocator *counter)
-{
-    ck_assert_msg(counter->live_blocks == 0, "%zu blocks (%zu bytes) leaked", counter->live_blocks,
-                  counter->live_bytes);
-    ck_assert_uint_eq(counter->size_mismatches, 0);
-}
-
-static void assert_failed_with(alexnet_status got, alexnet_status want, const char *needle)
-{
-    ck_assert_msg(got == want, "status %d (%s), wanted %d; message: %s", got, alexnet_status_string(got), want,
-                  alexnet_last_error());
-    ck_assert_msg(strstr(alexnet_last_error(), needle) != NULL, "message \"%s\" lacks \"%s\"", alexnet_last_error(),
-                  needle);
 }
 
 /* ---- version, status ---- */
@@ -160,33 +146,33 @@ START_TEST(invalid_configurations_name_the_field)
     alexnet_config c = small_config(0);
     ck_assert_int_eq(alexnet_config_validate(&c), ALEXNET_OK);
     c.conv[1].groups = 5; /* 8 input channels */
-    assert_failed_with(alexnet_config_validate(&c), ALEXNET_E_INVALID_ARGUMENT, "conv[1].groups");
+    test_assert_fails_with(alexnet_config_validate(&c), ALEXNET_E_INVALID_ARGUMENT, "conv[1].groups");
     c = small_config(0);
     c.conv[2].kernel_size = 0;
-    assert_failed_with(alexnet_config_validate(&c), ALEXNET_E_INVALID_ARGUMENT, "conv[2].kernel_size");
+    test_assert_fails_with(alexnet_config_validate(&c), ALEXNET_E_INVALID_ARGUMENT, "conv[2].kernel_size");
     c = small_config(0);
     c.conv[0].padding = 5;
-    assert_failed_with(alexnet_config_validate(&c), ALEXNET_E_INVALID_ARGUMENT, "conv[0].padding");
+    test_assert_fails_with(alexnet_config_validate(&c), ALEXNET_E_INVALID_ARGUMENT, "conv[0].padding");
     c = small_config(0);
     c.num_classes = 0;
-    assert_failed_with(alexnet_config_validate(&c), ALEXNET_E_INVALID_ARGUMENT, "num_classes");
+    test_assert_fails_with(alexnet_config_validate(&c), ALEXNET_E_INVALID_ARGUMENT, "num_classes");
     c = small_config(0);
     c.dropout_rate = 1.0f;
-    assert_failed_with(alexnet_config_validate(&c), ALEXNET_E_INVALID_ARGUMENT, "dropout_rate");
+    test_assert_fails_with(alexnet_config_validate(&c), ALEXNET_E_INVALID_ARGUMENT, "dropout_rate");
     c = small_config(0);
     c.lrn_beta = NAN;
-    assert_failed_with(alexnet_config_validate(&c), ALEXNET_E_INVALID_ARGUMENT, "lrn");
+    test_assert_fails_with(alexnet_config_validate(&c), ALEXNET_E_INVALID_ARGUMENT, "lrn");
     c = small_config(0);
     c.conv_count = 9;
-    assert_failed_with(alexnet_config_validate(&c), ALEXNET_E_INVALID_ARGUMENT, "conv_count");
+    test_assert_fails_with(alexnet_config_validate(&c), ALEXNET_E_INVALID_ARGUMENT, "conv_count");
     c = small_config(0);
     c.input_height = c.input_width = 6; /* vanishes before pool5 */
-    assert_failed_with(alexnet_config_validate(&c), ALEXNET_E_INVALID_ARGUMENT, "pool");
+    test_assert_fails_with(alexnet_config_validate(&c), ALEXNET_E_INVALID_ARGUMENT, "pool");
     c = small_config(0);
     c.struct_size = 8;
-    assert_failed_with(alexnet_config_validate(&c), ALEXNET_E_INVALID_ARGUMENT, "struct_size");
-    assert_failed_with(alexnet_config_validate(NULL), ALEXNET_E_INVALID_ARGUMENT, "NULL");
-    assert_failed_with(alexnet_config_preset((alexnet_variant)7, &c), ALEXNET_E_INVALID_ARGUMENT, "variant");
+    test_assert_fails_with(alexnet_config_validate(&c), ALEXNET_E_INVALID_ARGUMENT, "struct_size");
+    test_assert_fails_with(alexnet_config_validate(NULL), ALEXNET_E_INVALID_ARGUMENT, "NULL");
+    test_assert_fails_with(alexnet_config_preset((alexnet_variant)7, &c), ALEXNET_E_INVALID_ARGUMENT, "variant");
 }
 END_TEST
 
@@ -219,7 +205,7 @@ START_TEST(tensor_names_follow_each_scheme)
     alexnet_tensor_info info;
     ck_assert_int_eq(alexnet_model_tensor(model, 16, &info), ALEXNET_E_NOT_FOUND);
     alexnet_model_destroy(model);
-    assert_no_leaks(&counter);
+    test_assert_no_leaks(&counter);
 
     alexnet_config c = small_config(0);
     model = make_model(&c, allocator, 1, ALEXNET_INIT_DEFAULT);
@@ -229,7 +215,7 @@ START_TEST(tensor_names_follow_each_scheme)
     ck_assert_str_eq(info.name, "fc8.bias");
     ck_assert_uint_eq(info.shape[0], 10);
     alexnet_model_destroy(model);
-    assert_no_leaks(&counter);
+    test_assert_no_leaks(&counter);
 }
 END_TEST
 
@@ -322,7 +308,7 @@ START_TEST(seeded_initialisation_schemes)
     alexnet_model_destroy(kaiming);
     alexnet_model_destroy(p);
     alexnet_model_destroy(k);
-    assert_no_leaks(&counter);
+    test_assert_no_leaks(&counter);
 }
 END_TEST
 
@@ -331,20 +317,20 @@ START_TEST(model_creation_rejects_bad_options)
     alexnet_model *model = (alexnet_model *)(uintptr_t)0x1; /* must stay untouched */
     alexnet_model_options options;
     alexnet_model_options_init(&options);
-    assert_failed_with(alexnet_model_create(&options, 1, NULL), ALEXNET_E_INVALID_ARGUMENT, "out_model");
+    test_assert_fails_with(alexnet_model_create(&options, 1, NULL), ALEXNET_E_INVALID_ARGUMENT, "out_model");
     options.variant = ALEXNET_VARIANT_CUSTOM;
-    assert_failed_with(alexnet_model_create(&options, 1, &model), ALEXNET_E_INVALID_ARGUMENT, "config");
+    test_assert_fails_with(alexnet_model_create(&options, 1, &model), ALEXNET_E_INVALID_ARGUMENT, "config");
     alexnet_model_options_init(&options);
     options.init = (alexnet_init_scheme)9;
-    assert_failed_with(alexnet_model_create(&options, 1, &model), ALEXNET_E_INVALID_ARGUMENT, "init");
+    test_assert_fails_with(alexnet_model_create(&options, 1, &model), ALEXNET_E_INVALID_ARGUMENT, "init");
     alexnet_model_options_init(&options);
     options.allocator.user = NULL;
     options.allocator.free = NULL;
     options.allocator.alloc = (void *(*)(void *, size_t, size_t))(uintptr_t)malloc;
-    assert_failed_with(alexnet_model_create(&options, 1, &model), ALEXNET_E_INVALID_ARGUMENT, "allocator");
+    test_assert_fails_with(alexnet_model_create(&options, 1, &model), ALEXNET_E_INVALID_ARGUMENT, "allocator");
     alexnet_model_options_init(&options);
     options.struct_size = 4;
-    assert_failed_with(alexnet_model_create(&options, 1, &model), ALEXNET_E_INVALID_ARGUMENT, "struct_size");
+    test_assert_fails_with(alexnet_model_create(&options, 1, &model), ALEXNET_E_INVALID_ARGUMENT, "struct_size");
     ck_assert(model == (alexnet_model *)(uintptr_t)0x1);
     alexnet_model_destroy(NULL);
     alexnet_context_destroy(NULL);
@@ -398,9 +384,9 @@ START_TEST(inference_batches_agree_and_captures_are_consistent)
     }
     ck_assert(any_positive);
     float small[4];
-    assert_failed_with(alexnet_layer_output(context, "fc7", small, 4), ALEXNET_E_SHAPE, "fc7");
-    assert_failed_with(alexnet_layer_output(context, "conv3", small, 4), ALEXNET_E_INVALID_ARGUMENT, "capture");
-    assert_failed_with(alexnet_layer_output(context, "conv9", small, 4), ALEXNET_E_NOT_FOUND, "conv9");
+    test_assert_fails_with(alexnet_layer_output(context, "fc7", small, 4), ALEXNET_E_SHAPE, "fc7");
+    test_assert_fails_with(alexnet_layer_output(context, "conv3", small, 4), ALEXNET_E_INVALID_ARGUMENT, "capture");
+    test_assert_fails_with(alexnet_layer_output(context, "conv9", small, 4), ALEXNET_E_NOT_FOUND, "conv9");
 
     /* image by image gives the same bits as the batch */
     for (int n = 0; n < 3; n++) {
@@ -409,7 +395,7 @@ START_TEST(inference_batches_agree_and_captures_are_consistent)
     }
     alexnet_context_destroy(context);
     alexnet_model_destroy(model);
-    assert_no_leaks(&counter);
+    test_assert_no_leaks(&counter);
 }
 END_TEST
 
@@ -423,21 +409,21 @@ START_TEST(inference_rejects_bad_arguments_and_leaves_outputs_untouched)
     float input[3 * 3 * 32 * 32] = {0}, logits[30];
     for (int i = 0; i < 30; i++)
         logits[i] = 123.0f;
-    assert_failed_with(alexnet_infer(NULL, input, 1, logits, NULL), ALEXNET_E_INVALID_ARGUMENT, "NULL");
-    assert_failed_with(alexnet_infer(context, NULL, 1, logits, NULL), ALEXNET_E_INVALID_ARGUMENT, "NULL");
-    assert_failed_with(alexnet_infer(context, input, 1, NULL, NULL), ALEXNET_E_INVALID_ARGUMENT, "both NULL");
-    assert_failed_with(alexnet_infer(context, input, 0, logits, NULL), ALEXNET_E_SHAPE, "batch 0");
-    assert_failed_with(alexnet_infer(context, input, 3, logits, NULL), ALEXNET_E_SHAPE, "batch 3");
-    assert_failed_with(alexnet_infer(context, input, (size_t)-1, logits, NULL), ALEXNET_E_SHAPE, "batch");
+    test_assert_fails_with(alexnet_infer(NULL, input, 1, logits, NULL), ALEXNET_E_INVALID_ARGUMENT, "NULL");
+    test_assert_fails_with(alexnet_infer(context, NULL, 1, logits, NULL), ALEXNET_E_INVALID_ARGUMENT, "NULL");
+    test_assert_fails_with(alexnet_infer(context, input, 1, NULL, NULL), ALEXNET_E_INVALID_ARGUMENT, "both NULL");
+    test_assert_fails_with(alexnet_infer(context, input, 0, logits, NULL), ALEXNET_E_SHAPE, "batch 0");
+    test_assert_fails_with(alexnet_infer(context, input, 3, logits, NULL), ALEXNET_E_SHAPE, "batch 3");
+    test_assert_fails_with(alexnet_infer(context, input, (size_t)-1, logits, NULL), ALEXNET_E_SHAPE, "batch");
     float fc7[40];
-    assert_failed_with(alexnet_layer_output(context, "fc8", fc7, 40), ALEXNET_E_STATE, "no inference");
+    test_assert_fails_with(alexnet_layer_output(context, "fc8", fc7, 40), ALEXNET_E_STATE, "no inference");
     for (int i = 0; i < 30; i++)
         ck_assert(logits[i] == 123.0f);
     /* reshape: huge or zero batch, a size this fixed-size configuration does not take */
-    assert_failed_with(alexnet_context_reshape(context, 0, 32, 32), ALEXNET_E_INVALID_ARGUMENT, "batch");
-    assert_failed_with(alexnet_context_reshape(context, (size_t)1 << 40, 32, 32), ALEXNET_E_INVALID_ARGUMENT,
+    test_assert_fails_with(alexnet_context_reshape(context, 0, 32, 32), ALEXNET_E_INVALID_ARGUMENT, "batch");
+    test_assert_fails_with(alexnet_context_reshape(context, (size_t)1 << 40, 32, 32), ALEXNET_E_INVALID_ARGUMENT,
                        "batch");
-    assert_failed_with(alexnet_context_reshape(context, 1, 40, 40), ALEXNET_E_SHAPE, "only 32x32");
+    test_assert_fails_with(alexnet_context_reshape(context, 1, 40, 40), ALEXNET_E_SHAPE, "only 32x32");
     size_t batch = 0;
     uint32_t h = 0, w = 0;
     ck_assert_int_eq(alexnet_context_get_shape(context, &batch, &h, &w), ALEXNET_OK);
@@ -445,7 +431,7 @@ START_TEST(inference_rejects_bad_arguments_and_leaves_outputs_untouched)
     ck_assert_int_eq(alexnet_infer(context, input, 2, logits, NULL), ALEXNET_OK);
     alexnet_context_destroy(context);
     alexnet_model_destroy(model);
-    assert_no_leaks(&counter);
+    test_assert_no_leaks(&counter);
 }
 END_TEST
 
@@ -467,7 +453,7 @@ START_TEST(reshape_with_adaptive_pooling)
     ck_assert_int_eq(alexnet_context_reshape(context, 1, min_size - 1, min_size), ALEXNET_E_SHAPE);
     alexnet_context_destroy(context);
     alexnet_model_destroy(model);
-    assert_no_leaks(&counter);
+    test_assert_no_leaks(&counter);
 }
 END_TEST
 
@@ -489,13 +475,13 @@ START_TEST(backend_selection)
     alexnet_context_options_init(&options);
     alexnet_context *context = NULL;
     options.backend = "no-such-backend";
-    assert_failed_with(alexnet_context_create(model, &options, &context), ALEXNET_E_NOT_FOUND, "no-such-backend");
+    test_assert_fails_with(alexnet_context_create(model, &options, &context), ALEXNET_E_NOT_FOUND, "no-such-backend");
     ck_assert(context == NULL);
     /* the environment applies where the options say "auto"; an explicit choice wins */
     char *saved = getenv("ALEXNET_BACKEND") ? strdup(getenv("ALEXNET_BACKEND")) : NULL;
     setenv("ALEXNET_BACKEND", "bogus", 1);
     options.backend = "auto";
-    assert_failed_with(alexnet_context_create(model, &options, &context), ALEXNET_E_NOT_FOUND, "ALEXNET_BACKEND");
+    test_assert_fails_with(alexnet_context_create(model, &options, &context), ALEXNET_E_NOT_FOUND, "ALEXNET_BACKEND");
     options.backend = "cpu";
     ck_assert_int_eq(alexnet_context_create(model, &options, &context), ALEXNET_OK);
     alexnet_context_destroy(context);
@@ -508,9 +494,9 @@ START_TEST(backend_selection)
     const char *capture[] = {"fc7", "nope", NULL};
     alexnet_context_options_init(&options);
     options.capture_layers = capture;
-    assert_failed_with(alexnet_context_create(model, &options, &context), ALEXNET_E_NOT_FOUND, "nope");
+    test_assert_fails_with(alexnet_context_create(model, &options, &context), ALEXNET_E_NOT_FOUND, "nope");
     alexnet_model_destroy(model);
-    assert_no_leaks(&counter);
+    test_assert_no_leaks(&counter);
 }
 END_TEST
 
@@ -537,16 +523,16 @@ START_TEST(devices_and_profiling)
     alexnet_context_options_init(&options);
     alexnet_context *context = NULL;
     options.backend = "reference:1";
-    assert_failed_with(alexnet_context_create(model, &options, &context), ALEXNET_E_NOT_FOUND, "no device 1");
+    test_assert_fails_with(alexnet_context_create(model, &options, &context), ALEXNET_E_NOT_FOUND, "no device 1");
     options.backend = "reference:x";
-    assert_failed_with(alexnet_context_create(model, &options, &context), ALEXNET_E_INVALID_ARGUMENT, "index");
+    test_assert_fails_with(alexnet_context_create(model, &options, &context), ALEXNET_E_INVALID_ARGUMENT, "index");
     options.backend = "reference:0";
     options.profile_layers = 1;
     options.batch = 2;
     ck_assert_int_eq(alexnet_context_create(model, &options, &context), ALEXNET_OK);
     alexnet_layer_profile rows[32];
     size_t count = 0;
-    assert_failed_with(alexnet_context_profile(context, rows, 32, &count), ALEXNET_E_STATE, "no inference");
+    test_assert_fails_with(alexnet_context_profile(context, rows, 32, &count), ALEXNET_E_STATE, "no inference");
     float input[2 * 3 * 32 * 32], logits[20];
     test_fill_input(input, sizeof input / sizeof input[0], 2);
     ck_assert_int_eq(alexnet_infer(context, input, 2, logits, NULL), ALEXNET_OK);
@@ -561,10 +547,10 @@ START_TEST(devices_and_profiling)
     alexnet_context_destroy(context);
     options.profile_layers = 0;
     ck_assert_int_eq(alexnet_context_create(model, &options, &context), ALEXNET_OK);
-    assert_failed_with(alexnet_context_profile(context, rows, 32, &count), ALEXNET_E_STATE, "profile_layers");
+    test_assert_fails_with(alexnet_context_profile(context, rows, 32, &count), ALEXNET_E_STATE, "profile_layers");
     alexnet_context_destroy(context);
     alexnet_model_destroy(model);
-    assert_no_leaks(&counter);
+    test_assert_no_leaks(&counter);
 }
 END_TEST
 
@@ -611,7 +597,7 @@ START_TEST(save_and_load_round_trip)
     alexnet_model_destroy(loaded);
     loaded = NULL;
     options.num_classes = 1000; /* ...and an explicit request that contradicts it fails, naming shapes */
-    assert_failed_with(alexnet_model_load(path, &options, &loaded), ALEXNET_E_SHAPE,
+    test_assert_fails_with(alexnet_model_load(path, &options, &loaded), ALEXNET_E_SHAPE,
                        "fc8.weight: file has [10,20], model expects [1000,20]");
     options.num_classes = 0;
 
@@ -619,32 +605,34 @@ START_TEST(save_and_load_round_trip)
     alexnet_config towers = c;
     towers.conv[1].groups = 1;
     options.config = &towers;
-    assert_failed_with(alexnet_model_load(path, &options, &loaded), ALEXNET_E_SHAPE,
+    test_assert_fails_with(alexnet_model_load(path, &options, &loaded), ALEXNET_E_SHAPE,
                        "conv2.weight: file has [12,4,3,3], model expects [12,8,3,3]");
     alexnet_config torchvision_named = c;
     torchvision_named.variant = ALEXNET_VARIANT_TORCHVISION;
     options.config = &torchvision_named;
-    assert_failed_with(alexnet_model_load(path, &options, &loaded), ALEXNET_E_SHAPE, "missing tensor features.0.weight");
+    test_assert_fails_with(alexnet_model_load(path, &options, &loaded),
+                           ALEXNET_E_SHAPE, "missing tensor features.0.weight");
     options.config = &c;
 
     /* truncated and corrupt copies */
-    assert_failed_with(alexnet_model_load_memory(buffer, size - 1, &options, &loaded), ALEXNET_E_FORMAT, "");
-    assert_failed_with(alexnet_model_load_memory(buffer, 7, &options, &loaded), ALEXNET_E_FORMAT, "");
+    test_assert_fails_with(alexnet_model_load_memory(buffer, size - 1, &options, &loaded), ALEXNET_E_FORMAT, "");
+    test_assert_fails_with(alexnet_model_load_memory(buffer, 7, &options, &loaded), ALEXNET_E_FORMAT, "");
     unsigned char *corrupt = malloc(size);
     memcpy(corrupt, buffer, size);
     float nan_value = NAN;
     memcpy(corrupt + size - sizeof(float), &nan_value, sizeof nan_value); /* last element of fc8.bias */
-    assert_failed_with(alexnet_model_load_memory(corrupt, size, &options, &loaded), ALEXNET_E_FORMAT, "NaN");
+    test_assert_fails_with(alexnet_model_load_memory(corrupt, size, &options, &loaded), ALEXNET_E_FORMAT, "NaN");
     free(corrupt);
-    assert_failed_with(alexnet_model_load("/nonexistent/dir/model.safetensors", &options, &loaded), ALEXNET_E_IO,
+    test_assert_fails_with(alexnet_model_load("/nonexistent/dir/model.safetensors", &options, &loaded), ALEXNET_E_IO,
                        "/nonexistent/dir/model.safetensors");
-    assert_failed_with(alexnet_model_save(model, "/nonexistent/dir/model.safetensors"), ALEXNET_E_IO, "nonexistent");
+    test_assert_fails_with(alexnet_model_save(model, "/nonexistent/dir/model.safetensors"),
+                           ALEXNET_E_IO, "nonexistent");
     ck_assert(loaded == NULL);
 
     unlink(path);
     free(buffer);
     alexnet_model_destroy(model);
-    assert_no_leaks(&counter);
+    test_assert_no_leaks(&counter);
 }
 END_TEST
 
@@ -683,15 +671,16 @@ START_TEST(classify_images_end_to_end)
                 ck_assert(top[n * 3 + j].score <= top[n * 3 + j - 1].score);
         }
     }
-    assert_failed_with(alexnet_classify_images(context, images, 3, &options, 3, top), ALEXNET_E_SHAPE, "3 images");
-    assert_failed_with(alexnet_classify_images(context, images, 2, &options, 11, top), ALEXNET_E_INVALID_ARGUMENT, "k");
+    test_assert_fails_with(alexnet_classify_images(context, images, 3, &options, 3, top), ALEXNET_E_SHAPE, "3 images");
+    test_assert_fails_with(alexnet_classify_images(context, images, 2, &options, 11, top),
+                           ALEXNET_E_INVALID_ARGUMENT, "k");
     alexnet_image bad = images[0];
     bad.row_stride_bytes = 3;
     ck_assert_int_eq(alexnet_classify_images(context, &bad, 1, &options, 3, top), ALEXNET_E_INVALID_ARGUMENT);
     ck_assert(strstr(alexnet_last_error(), "image 0") != NULL);
     alexnet_context_destroy(context);
     alexnet_model_destroy(model);
-    assert_no_leaks(&counter);
+    test_assert_no_leaks(&counter);
 }
 END_TEST
 
@@ -751,7 +740,7 @@ START_TEST(every_allocation_failure_is_reported_and_leaks_nothing)
         alexnet_status status = scenario(allocator);
         ck_assert_msg(status == ALEXNET_E_OUT_OF_MEMORY, "failing allocation %zu gave %s", n,
                       alexnet_status_string(status));
-        assert_no_leaks(&counter);
+        test_assert_no_leaks(&counter);
     }
 }
 END_TEST
@@ -778,9 +767,5 @@ int main(void)
     tcase_add_test(tc, top_k_orders_ties_and_nan);
     tcase_add_test(tc, every_allocation_failure_is_reported_and_leaks_nothing);
     suite_add_tcase(suite, tc);
-    SRunner *runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? 0 : 1;
+    return test_run_suite(suite);
 }

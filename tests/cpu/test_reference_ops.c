@@ -10,18 +10,9 @@
 
 static uint64_t rng_state = 12345;
 
-static uint32_t rand_range(uint32_t low, uint32_t high) /* inclusive */
-{
-    rng_state = test_splitmix64(rng_state);
-    return low + (uint32_t)(rng_state % (uint64_t)(high - low + 1));
-}
-
-static float *random_floats(size_t n, uint64_t seed)
-{
-    float *x = malloc((n ? n : 1) * sizeof *x);
-    test_fill_input(x, n, seed);
-    return x;
-}
+/* This file's stream of the shared helpers (tests/support): rand_range is inclusive. */
+static uint32_t rand_range(uint32_t low, uint32_t high) { return test_rand_range(&rng_state, low, high); }
+static float *random_floats(size_t n, uint64_t seed) { return test_random_floats(n, seed); }
 
 /* |a - b| <= tol * (scale + |b|): scale is the magnitude of the terms summed, so long sums get room. */
 static void assert_close(const float *got, const double *want, const double *scale, size_t n, double tol,

@@ -5,75 +5,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "test_check.h"
 #include "util/alloc.h"
 #include "util/error.h"
 #include "util/json.h"
 
-/* ---- counting allocator: every block records its size so that a free with the wrong size is caught ---- */
+/* ---- the shared counting allocator (tests/support/test_support.h), reset by each test ---- */
 
-typedef struct counting_allocator {
-    size_t live_blocks, live_bytes, allocations;
-    long fail_at; /* the index of the allocation that returns NULL; -1 = never */
-} counting_allocator;
-
-static counting_allocator counter;
+static test_counting_allocator counter;
 static alexnet_allocator test_allocator;
-
-static void *counting_alloc(void *user, size_t size, size_t alignment)
-{
-    counting_allocator *c = user;
-    size_t index = c->allocations++;
-    if (c->fail_at >= 0 && index == (size_t)c->fail_at)
-        return NULL;
-    if (alignment < 2 * sizeof(size_t))
-        alignment = 2 * sizeof(size_t);
-    void *base = NULL;
-    if (posix_memalign(&base, alignment, alignment + size) != 0)
-        return NULL;
-    unsigned char *block = (unsigned char *)base + alignment;
-    ((size_t *)block)[-1] = size;
-    ((size_t *)block)[-2] = alignment;
-    c->live_blocks++;
-    c->live_bytes += size;
-    return block;
-}
-
-static void counting_free(void *user, void *ptr, size_t size)
-{
-    counting_allocator *c = user;
-    unsigned char *block = ptr;
-    ck_assert_uint_eq(((size_t *)block)[-1], size);
-    ck_assert_uint_gt(c->live_blocks, 0);
-    c->live_blocks--;
-    c->live_bytes -= size;
-    free(block - ((size_t *)block)[-2]);
-}
 
 static void reset_counter(void)
 {
-    memset(&counter, 0, sizeof counter);
-    counter.fail_at = -1;
-    test_allocator.alloc = counting_alloc;
-    test_allocator.free = counting_free;
-    test_allocator.user = &counter;
+    test_allocator = test_counting_allocator_make(&counter);
     an_error_clear();
 }
-
-#define assert_no_leaks()                                                                                        \
-    do {                                                                                                         \
-        ck_assert_uint_eq(counter.live_blocks, 0);                                                               \
-        ck_assert_uint_eq(counter.live_bytes, 0);                                                                \
-    } while (0)
-
-/* Assert a failure with `status` whose message contains `fragment`. */
-#define assert_fails_with(expression, expected_status, fragment)                                                 \
-    do {                                                                                                         \
-        alexnet_status status_ = (expression);                                                                   \
-        ck_assert_int_eq(status_, (expected_status));                                                            \
-        ck_assert_msg(alexnet_last_error()[0] != '\0', "empty message");                                         \
-        ck_assert_msg(strstr(alexnet_last_error(), (fragment)) != NULL, "message '%s' lacks '%s'",              \
-                      alexnet_last_error(), (fragment));                                                         \
-    } while (0)
 
 static an_json_reader reader;
 
@@ -165,7 +111,7 @@ START_TEST(test_walk_document)
     ck_assert_int_eq(an_json_next_member(&reader, NULL, &has), ALEXNET_OK);
     ck_assert_int_eq(has, 0);
     ck_assert_int_eq(an_json_finish(&reader), ALEXNET_OK);
-    assert_no_leaks();
+    test_assert_no_leaks(&counter);
 }
 END_TEST
 
@@ -174,8 +120,8 @@ START_TEST(test_finish_requires_closed_containers)
     reset_counter();
     start("[1]");
     ck_assert_int_eq(an_json_begin_array(&reader), ALEXNET_OK);
-    assert_fails_with(an_json_finish(&reader), ALEXNET_E_FORMAT, "open");
-    assert_no_leaks();
+    test_assert_fails_with(an_json_finish(&reader), ALEXNET_E_FORMAT, "open");
+    test_assert_no_leaks(&counter);
 }
 END_TEST
 
@@ -184,10 +130,10 @@ START_TEST(test_misuse_outside_container)
     reset_counter();
     int has = 0;
     start("{}");
-    assert_fails_with(an_json_next_member(&reader, NULL, &has), ALEXNET_E_INVALID_ARGUMENT, "object");
+    test_assert_fails_with(an_json_next_member(&reader, NULL, &has), ALEXNET_E_INVALID_ARGUMENT, "object");
     ck_assert_int_eq(an_json_begin_object(&reader), ALEXNET_OK);
-    assert_fails_with(an_json_next_element(&reader, &has), ALEXNET_E_INVALID_ARGUMENT, "array");
-    assert_no_leaks();
+    test_assert_fails_with(an_json_next_element(&reader, &has), ALEXNET_E_INVALID_ARGUMENT, "array");
+    test_assert_no_leaks(&counter);
 }
 END_TEST
 
@@ -195,22 +141,22 @@ START_TEST(test_type_mismatch_messages)
 {
     reset_counter();
     start("[]");
-    assert_fails_with(an_json_begin_object(&reader), ALEXNET_E_FORMAT, "expected an object, found an array");
+    test_assert_fails_with(an_json_begin_object(&reader), ALEXNET_E_FORMAT, "expected an object, found an array");
     an_json_string text = {0};
     start("5");
-    assert_fails_with(an_json_read_string(&reader, &text), ALEXNET_E_FORMAT, "expected a string, found a number");
+    test_assert_fails_with(an_json_read_string(&reader, &text), ALEXNET_E_FORMAT, "expected a string, found a number");
     ck_assert_ptr_null(text.data);
     int flag;
     start("null");
-    assert_fails_with(an_json_read_bool(&reader, &flag), ALEXNET_E_FORMAT, "expected a boolean, found null");
+    test_assert_fails_with(an_json_read_bool(&reader, &flag), ALEXNET_E_FORMAT, "expected a boolean, found null");
     start("false");
-    assert_fails_with(an_json_read_null(&reader), ALEXNET_E_FORMAT, "expected null, found false");
+    test_assert_fails_with(an_json_read_null(&reader), ALEXNET_E_FORMAT, "expected null, found false");
     start("{}");
-    assert_fails_with(an_json_begin_array(&reader), ALEXNET_E_FORMAT, "expected an array, found an object");
+    test_assert_fails_with(an_json_begin_array(&reader), ALEXNET_E_FORMAT, "expected an array, found an object");
     /* Messages say where: byte 3 is the '5'. */
     start("   5");
-    assert_fails_with(an_json_read_string(&reader, &text), ALEXNET_E_FORMAT, "(JSON byte 3)");
-    assert_no_leaks();
+    test_assert_fails_with(an_json_read_string(&reader, &text), ALEXNET_E_FORMAT, "(JSON byte 3)");
+    test_assert_no_leaks(&counter);
 }
 END_TEST
 
@@ -243,7 +189,7 @@ START_TEST(test_string_escapes)
     assert_decodes_to("\"a\\u0000b\"", "a\0b", 3);
     /* Raw UTF-8 of every length passes through unchanged. */
     assert_decodes_to("\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\x7f\"", "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\x7f", 10);
-    assert_no_leaks();
+    test_assert_no_leaks(&counter);
 }
 END_TEST
 
@@ -298,9 +244,9 @@ START_TEST(test_bad_strings)
     if (strstr(c->fragment, "unterminated") == NULL) {
         char document[64];
         snprintf(document, sizeof document, "{%s:1}", c->json);
-        assert_fails_with(parse_text(document), ALEXNET_E_FORMAT, c->fragment);
+        test_assert_fails_with(parse_text(document), ALEXNET_E_FORMAT, c->fragment);
     }
-    assert_no_leaks();
+    test_assert_no_leaks(&counter);
 }
 END_TEST
 
@@ -315,25 +261,25 @@ START_TEST(test_keys_with_escapes)
     ck_assert_str_eq(key.data, "k\xc3\xa9y\n");
     ck_assert_uint_eq(key.length, 5);
     an_json_string_free(&test_allocator, &key);
-    assert_no_leaks();
+    test_assert_no_leaks(&counter);
 }
 END_TEST
 
 START_TEST(test_string_out_of_memory)
 {
     reset_counter();
-    counter.fail_at = 0;
+    counter.fail_at = 1; /* 1-based: the first allocation fails */
     an_json_string text = {0};
     start("\"abc\"");
-    assert_fails_with(an_json_read_string(&reader, &text), ALEXNET_E_OUT_OF_MEMORY, "JSON string");
+    test_assert_fails_with(an_json_read_string(&reader, &text), ALEXNET_E_OUT_OF_MEMORY, "JSON string");
     ck_assert_ptr_null(text.data);
-    counter.fail_at = 1; /* allocation 0 was the failed one above */
+    counter.fail_at = 2; /* allocation 1 was the failed one above */
     start("{\"key\":1}");
     ck_assert_int_eq(an_json_begin_object(&reader), ALEXNET_OK);
     int has = 0;
-    assert_fails_with(an_json_next_member(&reader, &text, &has), ALEXNET_E_OUT_OF_MEMORY, "JSON string");
+    test_assert_fails_with(an_json_next_member(&reader, &text, &has), ALEXNET_E_OUT_OF_MEMORY, "JSON string");
     ck_assert_ptr_null(text.data);
-    assert_no_leaks();
+    test_assert_no_leaks(&counter);
 }
 END_TEST
 
@@ -356,7 +302,7 @@ START_TEST(test_u64_values)
         ck_assert_uint_eq(value, cases[i].value);
         ck_assert_int_eq(an_json_finish(&reader), ALEXNET_OK);
     }
-    assert_no_leaks();
+    test_assert_no_leaks(&counter);
 }
 END_TEST
 
@@ -387,9 +333,9 @@ START_TEST(test_u64_rejects)
     reset_counter();
     uint64_t value = 42;
     start(bad_integers[_i].json);
-    assert_fails_with(an_json_read_u64(&reader, &value), ALEXNET_E_FORMAT, bad_integers[_i].fragment);
+    test_assert_fails_with(an_json_read_u64(&reader, &value), ALEXNET_E_FORMAT, bad_integers[_i].fragment);
     ck_assert_uint_eq(value, 42); /* untouched on failure */
-    assert_no_leaks();
+    test_assert_no_leaks(&counter);
 }
 END_TEST
 
@@ -399,7 +345,7 @@ START_TEST(test_skip_any_number)
     static const char *const numbers[] = {"0", "-0", "-1.5e-3", "0.25", "1E10", "3e+2", "[1,-2,3.5e+2,0e0]"};
     for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++)
         ck_assert_msg(parse_text(numbers[i]) == ALEXNET_OK, "%s: %s", numbers[i], alexnet_last_error());
-    assert_no_leaks();
+    test_assert_no_leaks(&counter);
 }
 END_TEST
 
@@ -438,8 +384,8 @@ static const bad_string_case bad_documents[] = {
 START_TEST(test_bad_documents)
 {
     reset_counter();
-    assert_fails_with(parse_text(bad_documents[_i].json), ALEXNET_E_FORMAT, bad_documents[_i].fragment);
-    assert_no_leaks();
+    test_assert_fails_with(parse_text(bad_documents[_i].json), ALEXNET_E_FORMAT, bad_documents[_i].fragment);
+    test_assert_no_leaks(&counter);
 }
 END_TEST
 
@@ -449,9 +395,9 @@ START_TEST(test_whitespace_and_nul_after_value)
     ck_assert_int_eq(parse_text(" \t\r\n{} \t\r\n"), ALEXNET_OK);
     ck_assert_int_eq(parse_text("{}        "), ALEXNET_OK);
     /* A NUL is not whitespace: the reader never stops early at one. */
-    assert_fails_with(parse_whole("{} \0", 4), ALEXNET_E_FORMAT, "byte 0x00");
-    assert_fails_with(parse_whole("[1\0]", 4), ALEXNET_E_FORMAT, "byte 0x00");
-    assert_no_leaks();
+    test_assert_fails_with(parse_whole("{} \0", 4), ALEXNET_E_FORMAT, "byte 0x00");
+    test_assert_fails_with(parse_whole("[1\0]", 4), ALEXNET_E_FORMAT, "byte 0x00");
+    test_assert_no_leaks(&counter);
 }
 END_TEST
 
@@ -459,12 +405,12 @@ START_TEST(test_reads_only_given_length)
 {
     reset_counter();
     /* The text need not be NUL-terminated: a length that cuts a document short is an unterminated one. */
-    assert_fails_with(parse_whole("[1, 2]", 5), ALEXNET_E_FORMAT, "unterminated array");
-    assert_fails_with(parse_whole("[1, 2]", 4), ALEXNET_E_FORMAT, "end of input");
-    assert_fails_with(parse_whole("\"\\u0041\"", 5), ALEXNET_E_FORMAT, "\\u escape");
-    assert_fails_with(parse_whole("true", 3), ALEXNET_E_FORMAT, "invalid literal");
+    test_assert_fails_with(parse_whole("[1, 2]", 5), ALEXNET_E_FORMAT, "unterminated array");
+    test_assert_fails_with(parse_whole("[1, 2]", 4), ALEXNET_E_FORMAT, "end of input");
+    test_assert_fails_with(parse_whole("\"\\u0041\"", 5), ALEXNET_E_FORMAT, "\\u escape");
+    test_assert_fails_with(parse_whole("true", 3), ALEXNET_E_FORMAT, "invalid literal");
     ck_assert_int_eq(parse_whole("[1, 2]xyz", 6), ALEXNET_OK);
-    assert_no_leaks();
+    test_assert_no_leaks(&counter);
 }
 END_TEST
 
@@ -489,16 +435,16 @@ START_TEST(test_depth_limit)
     ck_assert_int_eq(parse_text(text), ALEXNET_OK);
     free(text);
     text = nested(AN_JSON_MAX_DEPTH + 1, "[", "]", 1);
-    assert_fails_with(parse_text(text), ALEXNET_E_FORMAT, "nesting deeper than 64 levels");
+    test_assert_fails_with(parse_text(text), ALEXNET_E_FORMAT, "nesting deeper than 64 levels");
     free(text);
     text = nested(AN_JSON_MAX_DEPTH + 1, "{\"k\":", "}", 0);
-    assert_fails_with(parse_text(text), ALEXNET_E_FORMAT, "nesting deeper");
+    test_assert_fails_with(parse_text(text), ALEXNET_E_FORMAT, "nesting deeper");
     free(text);
     /* Far beyond the limit: must fail cleanly, not recurse 100000 levels. */
     text = nested(100000, "[", "]", 0);
-    assert_fails_with(parse_text(text), ALEXNET_E_FORMAT, "nesting deeper");
+    test_assert_fails_with(parse_text(text), ALEXNET_E_FORMAT, "nesting deeper");
     free(text);
-    assert_no_leaks();
+    test_assert_no_leaks(&counter);
 }
 END_TEST
 
@@ -517,7 +463,7 @@ START_TEST(test_nested_objects_within_limit)
         *p++ = '}';
     ck_assert_msg(parse_text(text) == ALEXNET_OK, "%s", alexnet_last_error());
     free(text);
-    assert_no_leaks();
+    test_assert_no_leaks(&counter);
 }
 END_TEST
 
@@ -584,7 +530,7 @@ START_TEST(test_quoting_round_trips)
     ck_assert_int_eq(memcmp(decoded.data, original, n), 0);
     an_json_string_free(&test_allocator, &decoded);
     free(quoted);
-    assert_no_leaks();
+    test_assert_no_leaks(&counter);
 }
 END_TEST
 
@@ -629,9 +575,5 @@ static Suite *json_suite(void)
 
 int main(void)
 {
-    SRunner *runner = srunner_create(json_suite());
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return test_run_suite(json_suite());
 }

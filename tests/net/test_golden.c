@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "alexnet/alexnet.h"
+#include "test_check.h"
 #include "test_support.h"
 
 #define GOLDEN_FILE "goldens.txt"
@@ -484,9 +485,7 @@ START_TEST(test_golden_case)
     free(probabilities);
     alexnet_context_destroy(context);
     alexnet_model_destroy(model);
-    ck_assert_msg(counter.live_blocks == 0 && counter.live_bytes == 0, "%s: %zu blocks (%zu bytes) still live",
-                  g->name, counter.live_blocks, counter.live_bytes);
-    ck_assert_uint_eq(counter.size_mismatches, 0);
+    test_assert_no_leaks_in(&counter, g->name);
 }
 END_TEST
 
@@ -499,9 +498,5 @@ int main(void)
     tcase_add_test(tcase, test_golden_file);
     tcase_add_loop_test(tcase, test_golden_case, 0, (int)golden_count);
     suite_add_tcase(suite, tcase);
-    SRunner *runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return test_run_suite(suite);
 }

@@ -70,6 +70,21 @@ void test_fill_input(float *x, size_t n, uint64_t seed)
     }
 }
 
+uint32_t test_rand_range(uint64_t *state, uint32_t low, uint32_t high)
+{
+    *state = test_splitmix64(*state);
+    return low + (uint32_t)(*state % (uint64_t)(high - low + 1));
+}
+
+float *test_random_floats(size_t n, uint64_t seed)
+{
+    float *x = malloc((n ? n : 1) * sizeof *x);
+    if (x == NULL)
+        abort();
+    test_fill_input(x, n, seed);
+    return x;
+}
+
 const char *test_data_dir(void)
 {
     const char *dir = getenv("ALEXNET_TEST_DATA_DIR");

@@ -26,6 +26,11 @@ uint64_t test_splitmix64(uint64_t x);
 /* x[i] = uniform in [-2, 2) from splitmix64(seed * 0x9E3779B97F4A7C15 + i): exactly reproducible in Python
  * (tools/make_goldens.py) as ((h >> 40) * 2^-24) * 4 - 2 in float64, then rounded to float32. */
 void test_fill_input(float *x, size_t n, uint64_t seed);
+/* A uniform integer in [low, high] (inclusive) from the splitmix64 stream *state, which it advances. */
+uint32_t test_rand_range(uint64_t *state, uint32_t low, uint32_t high);
+/* malloc'ed room for n floats (at least one) filled by test_fill_input(seed); release it with free().
+ * Aborts when memory runs out. */
+float *test_random_floats(size_t n, uint64_t seed);
 
 /* Directory of committed test data (ALEXNET_TEST_DATA_DIR, else "tests/data"). */
 const char *test_data_dir(void);

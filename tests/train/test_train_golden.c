@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "alexnet/alexnet.h"
+#include "test_check.h"
 #include "test_support.h"
 
 #define GOLDEN_FILE "train_goldens.txt"
@@ -348,8 +349,7 @@ START_TEST(two_sgd_steps_match_pytorch)
     fflush(stdout);
     alexnet_model_destroy(trained);
     alexnet_model_destroy(model);
-    ck_assert_msg(counter.live_blocks == 0, "%s: %zu blocks leaked", g->name, counter.live_blocks);
-    ck_assert_uint_eq(counter.size_mismatches, 0);
+    test_assert_no_leaks_in(&counter, g->name);
 }
 END_TEST
 
@@ -362,9 +362,5 @@ int main(void)
     tcase_add_test(tcase, golden_file_parses);
     tcase_add_loop_test(tcase, two_sgd_steps_match_pytorch, 0, (int)golden_count);
     suite_add_tcase(suite, tcase);
-    SRunner *runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return test_run_suite(suite);
 }

@@ -14,6 +14,7 @@
 #include "data/augment.h"
 #include "data/dataset.h"
 #include "net/train.h"
+#include "test_check.h"
 #include "test_support.h"
 
 extern const an_backend an_reference_backend;
@@ -109,21 +110,6 @@ static alexnet_trainer *make_trainer(const alexnet_model *model, const alexnet_t
     alexnet_trainer *trainer = NULL;
     ck_assert_msg(alexnet_trainer_create(model, o, &trainer) == ALEXNET_OK, "%s", alexnet_last_error());
     return trainer;
-}
-
-static void assert_no_leaks(const test_counting_allocator *counter)
-{
-    ck_assert_msg(counter->live_blocks == 0, "%zu blocks (%zu bytes) leaked", counter->live_blocks,
-                  counter->live_bytes);
-    ck_assert_uint_eq(counter->size_mismatches, 0);
-}
-
-static void assert_failed_with(alexnet_status got, alexnet_status want, const char *needle)
-{
-    ck_assert_msg(got == want, "status %d (%s), wanted %d; message: %s", got, alexnet_status_string(got), want,
-                  alexnet_last_error());
-    ck_assert_msg(strstr(alexnet_last_error(), needle) != NULL, "message \"%s\" lacks \"%s\"", alexnet_last_error(),
-                  needle);
 }
 
 /* A dataset of `count` 3-channel images of side x side whose class shows in their colour (one channel lit
@@ -239,52 +225,52 @@ START_TEST(create_rejects_bad_options)
     alexnet_model *model = make_model(allocator, 1);
     alexnet_trainer *trainer = NULL;
     alexnet_trainer_options o = base_options(allocator);
-    assert_failed_with(alexnet_trainer_create(NULL, &o, &trainer), ALEXNET_E_INVALID_ARGUMENT, "NULL");
-    assert_failed_with(alexnet_trainer_create(model, &o, NULL), ALEXNET_E_INVALID_ARGUMENT, "NULL");
+    test_assert_fails_with(alexnet_trainer_create(NULL, &o, &trainer), ALEXNET_E_INVALID_ARGUMENT, "NULL");
+    test_assert_fails_with(alexnet_trainer_create(model, &o, NULL), ALEXNET_E_INVALID_ARGUMENT, "NULL");
     o.struct_size = 8;
-    assert_failed_with(alexnet_trainer_create(model, &o, &trainer), ALEXNET_E_INVALID_ARGUMENT, "struct_size");
+    test_assert_fails_with(alexnet_trainer_create(model, &o, &trainer), ALEXNET_E_INVALID_ARGUMENT, "struct_size");
     o = base_options(allocator);
     o.learning_rate = 0.0f;
-    assert_failed_with(alexnet_trainer_create(model, &o, &trainer), ALEXNET_E_INVALID_ARGUMENT, "learning_rate");
+    test_assert_fails_with(alexnet_trainer_create(model, &o, &trainer), ALEXNET_E_INVALID_ARGUMENT, "learning_rate");
     o = base_options(allocator);
     o.momentum = 1.0f;
-    assert_failed_with(alexnet_trainer_create(model, &o, &trainer), ALEXNET_E_INVALID_ARGUMENT, "momentum");
+    test_assert_fails_with(alexnet_trainer_create(model, &o, &trainer), ALEXNET_E_INVALID_ARGUMENT, "momentum");
     o = base_options(allocator);
     o.batch = 0;
-    assert_failed_with(alexnet_trainer_create(model, &o, &trainer), ALEXNET_E_INVALID_ARGUMENT, "batch");
+    test_assert_fails_with(alexnet_trainer_create(model, &o, &trainer), ALEXNET_E_INVALID_ARGUMENT, "batch");
     o = base_options(allocator);
     o.dropout_rate = 1.0f;
-    assert_failed_with(alexnet_trainer_create(model, &o, &trainer), ALEXNET_E_INVALID_ARGUMENT, "dropout_rate");
+    test_assert_fails_with(alexnet_trainer_create(model, &o, &trainer), ALEXNET_E_INVALID_ARGUMENT, "dropout_rate");
     o = base_options(allocator);
     o.lr_schedule = (alexnet_lr_schedule)7;
-    assert_failed_with(alexnet_trainer_create(model, &o, &trainer), ALEXNET_E_INVALID_ARGUMENT, "lr_schedule");
+    test_assert_fails_with(alexnet_trainer_create(model, &o, &trainer), ALEXNET_E_INVALID_ARGUMENT, "lr_schedule");
     o = base_options(allocator);
     const char *unknown[] = {"conv1", "conv9", NULL};
     o.frozen_layers = unknown;
-    assert_failed_with(alexnet_trainer_create(model, &o, &trainer), ALEXNET_E_NOT_FOUND, "conv9");
+    test_assert_fails_with(alexnet_trainer_create(model, &o, &trainer), ALEXNET_E_NOT_FOUND, "conv9");
     const char *no_params[] = {"pool1", NULL};
     o.frozen_layers = no_params;
-    assert_failed_with(alexnet_trainer_create(model, &o, &trainer), ALEXNET_E_INVALID_ARGUMENT, "no parameters");
+    test_assert_fails_with(alexnet_trainer_create(model, &o, &trainer), ALEXNET_E_INVALID_ARGUMENT, "no parameters");
     const char *everything[] = {"conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8", NULL};
     o.frozen_layers = everything;
-    assert_failed_with(alexnet_trainer_create(model, &o, &trainer), ALEXNET_E_INVALID_ARGUMENT, "every layer");
+    test_assert_fails_with(alexnet_trainer_create(model, &o, &trainer), ALEXNET_E_INVALID_ARGUMENT, "every layer");
     o = base_options(allocator);
     alexnet_layer_multiplier multiplier = {"norm1", 2.0f};
     o.layer_multipliers = &multiplier;
     o.layer_multiplier_count = 1;
-    assert_failed_with(alexnet_trainer_create(model, &o, &trainer), ALEXNET_E_INVALID_ARGUMENT, "norm1");
+    test_assert_fails_with(alexnet_trainer_create(model, &o, &trainer), ALEXNET_E_INVALID_ARGUMENT, "norm1");
     o = base_options(allocator);
     o.backend = "no-such-backend";
-    assert_failed_with(alexnet_trainer_create(model, &o, &trainer), ALEXNET_E_NOT_FOUND, "no-such-backend");
+    test_assert_fails_with(alexnet_trainer_create(model, &o, &trainer), ALEXNET_E_NOT_FOUND, "no-such-backend");
     alexnet_augment_options augment;
     alexnet_augment_options_init(&augment);
     augment.std[1] = 0.0f;
     o = base_options(allocator);
     o.augment = &augment;
-    assert_failed_with(alexnet_trainer_create(model, &o, &trainer), ALEXNET_E_INVALID_ARGUMENT, "std");
+    test_assert_fails_with(alexnet_trainer_create(model, &o, &trainer), ALEXNET_E_INVALID_ARGUMENT, "std");
     ck_assert_ptr_null(trainer);
     alexnet_model_destroy(model);
-    assert_no_leaks(&counter);
+    test_assert_no_leaks(&counter);
 }
 END_TEST
 
@@ -299,15 +285,16 @@ START_TEST(step_rejects_bad_input_and_changes_nothing)
     uint32_t labels[9];
     fill_batch(input, labels, 9, 5);
     float loss = -1.0f;
-    assert_failed_with(alexnet_trainer_step(NULL, input, labels, 2, &loss, NULL), ALEXNET_E_INVALID_ARGUMENT, "NULL");
-    assert_failed_with(alexnet_trainer_step(trainer, NULL, labels, 2, &loss, NULL), ALEXNET_E_INVALID_ARGUMENT,
+    test_assert_fails_with(alexnet_trainer_step(NULL, input, labels, 2, &loss, NULL),
+                           ALEXNET_E_INVALID_ARGUMENT, "NULL");
+    test_assert_fails_with(alexnet_trainer_step(trainer, NULL, labels, 2, &loss, NULL), ALEXNET_E_INVALID_ARGUMENT,
                        "NULL");
-    assert_failed_with(alexnet_trainer_step(trainer, input, NULL, 2, &loss, NULL), ALEXNET_E_INVALID_ARGUMENT,
+    test_assert_fails_with(alexnet_trainer_step(trainer, input, NULL, 2, &loss, NULL), ALEXNET_E_INVALID_ARGUMENT,
                        "NULL");
-    assert_failed_with(alexnet_trainer_step(trainer, input, labels, 0, &loss, NULL), ALEXNET_E_SHAPE, "batch");
-    assert_failed_with(alexnet_trainer_step(trainer, input, labels, 9, &loss, NULL), ALEXNET_E_SHAPE, "batch 9");
+    test_assert_fails_with(alexnet_trainer_step(trainer, input, labels, 0, &loss, NULL), ALEXNET_E_SHAPE, "batch");
+    test_assert_fails_with(alexnet_trainer_step(trainer, input, labels, 9, &loss, NULL), ALEXNET_E_SHAPE, "batch 9");
     labels[1] = CLASSES;
-    assert_failed_with(alexnet_trainer_step(trainer, input, labels, 2, &loss, NULL), ALEXNET_E_INVALID_ARGUMENT,
+    test_assert_fails_with(alexnet_trainer_step(trainer, input, labels, 2, &loss, NULL), ALEXNET_E_INVALID_ARGUMENT,
                        "labels[1] = 10");
     ck_assert(loss == -1.0f); /* outputs untouched on failure */
     alexnet_trainer_state state;
@@ -329,11 +316,11 @@ START_TEST(step_rejects_bad_input_and_changes_nothing)
     alexnet_status status = ALEXNET_OK;
     for (int i = 0; i < 20 && status == ALEXNET_OK; i++)
         status = alexnet_trainer_step(trainer, input, labels, 8, &loss, NULL);
-    assert_failed_with(status, ALEXNET_E_STATE, "no weight was changed");
+    test_assert_fails_with(status, ALEXNET_E_STATE, "no weight was changed");
     alexnet_trainer_destroy(trainer);
     free(input);
     alexnet_model_destroy(model);
-    assert_no_leaks(&counter);
+    test_assert_no_leaks(&counter);
 }
 END_TEST
 
@@ -344,11 +331,11 @@ START_TEST(backend_without_training_ops_is_unsupported)
     ck_assert_int_eq(an_trainer_check_backend(&partial), ALEXNET_OK);
     partial.name = "cpu-simd";
     partial.sgd_update = NULL;
-    assert_failed_with(an_trainer_check_backend(&partial), ALEXNET_E_UNSUPPORTED, "\"cpu-simd\" cannot train");
+    test_assert_fails_with(an_trainer_check_backend(&partial), ALEXNET_E_UNSUPPORTED, "\"cpu-simd\" cannot train");
     ck_assert(strstr(alexnet_last_error(), "sgd_update") != NULL);
     partial = an_reference_backend;
     partial.conv2d_backward_data = NULL;
-    assert_failed_with(an_trainer_check_backend(&partial), ALEXNET_E_UNSUPPORTED, "conv2d_backward_data");
+    test_assert_fails_with(an_trainer_check_backend(&partial), ALEXNET_E_UNSUPPORTED, "conv2d_backward_data");
     /* Every registered backend either trains or says it cannot. */
     test_counting_allocator counter;
     alexnet_allocator allocator = test_counting_allocator_make(&counter);
@@ -371,7 +358,7 @@ START_TEST(backend_without_training_ops_is_unsupported)
         alexnet_trainer_destroy(trainer);
     }
     alexnet_model_destroy(model);
-    assert_no_leaks(&counter);
+    test_assert_no_leaks(&counter);
 }
 END_TEST
 
@@ -400,7 +387,7 @@ START_TEST(loss_falls_on_a_fixed_batch)
     alexnet_trainer_destroy(trainer);
     free(input);
     alexnet_model_destroy(model);
-    assert_no_leaks(&counter);
+    test_assert_no_leaks(&counter);
 }
 END_TEST
 
@@ -440,7 +427,7 @@ START_TEST(frozen_layers_do_not_move)
     alexnet_trainer_destroy(head);
     free(input);
     alexnet_model_destroy(model);
-    assert_no_leaks(&counter);
+    test_assert_no_leaks(&counter);
 }
 END_TEST
 
@@ -479,7 +466,8 @@ START_TEST(fine_tuning_to_new_classes)
     test_fill_input(input, 8 * IMAGE_FLOATS, 3);
     ck_assert_int_eq(alexnet_trainer_step(t1, input, labels, 8, NULL, NULL), ALEXNET_OK);
     labels[0] = 4;
-    assert_failed_with(alexnet_trainer_step(t1, input, labels, 8, NULL, NULL), ALEXNET_E_INVALID_ARGUMENT, "4 classes");
+    test_assert_fails_with(alexnet_trainer_step(t1, input, labels, 8, NULL, NULL),
+                           ALEXNET_E_INVALID_ARGUMENT, "4 classes");
     alexnet_model *after = export_model(t1);
     ck_assert_int_eq(first_different_tensor(m1, after), 14);
     ck_assert(memcmp(tensor_data(m1, 15, NULL), tensor_data(after, 15, NULL), 4 * sizeof(float)) != 0);
@@ -499,7 +487,7 @@ START_TEST(fine_tuning_to_new_classes)
     alexnet_trainer_destroy(t2);
     alexnet_trainer_destroy(t3);
     alexnet_model_destroy(model);
-    assert_no_leaks(&counter);
+    test_assert_no_leaks(&counter);
 }
 END_TEST
 
@@ -606,7 +594,7 @@ START_TEST(resumed_run_matches_uninterrupted_bitwise)
     alexnet_trainer_destroy(whole);
     alexnet_dataset_destroy(train);
     alexnet_model_destroy(model);
-    assert_no_leaks(&counter);
+    test_assert_no_leaks(&counter);
 }
 END_TEST
 
@@ -670,20 +658,21 @@ START_TEST(bad_checkpoints_are_refused_and_change_nothing)
     alexnet_trainer *target = make_trainer(model, &o);
     alexnet_model *before = export_model(target);
 
-    assert_failed_with(alexnet_trainer_load_checkpoint(target, NULL), ALEXNET_E_INVALID_ARGUMENT, "NULL");
-    assert_failed_with(alexnet_trainer_load_checkpoint(target, temp_file("missing")), ALEXNET_E_IO, "missing");
+    test_assert_fails_with(alexnet_trainer_load_checkpoint(target, NULL), ALEXNET_E_INVALID_ARGUMENT, "NULL");
+    test_assert_fails_with(alexnet_trainer_load_checkpoint(target, temp_file("missing")), ALEXNET_E_IO, "missing");
     write_bytes(bad, "garbage, not safetensors", 24);
     ck_assert_int_eq(alexnet_trainer_load_checkpoint(target, bad), ALEXNET_E_FORMAT);
     write_bytes(bad, bytes, size / 2); /* truncated */
     ck_assert_int_ne(alexnet_trainer_load_checkpoint(target, bad), ALEXNET_OK);
     ck_assert_int_eq(alexnet_model_save(model, bad), ALEXNET_OK); /* a model, not a checkpoint */
-    assert_failed_with(alexnet_trainer_load_checkpoint(target, bad), ALEXNET_E_FORMAT, "not a libalexnet checkpoint");
+    test_assert_fails_with(alexnet_trainer_load_checkpoint(target, bad),
+                           ALEXNET_E_FORMAT, "not a libalexnet checkpoint");
     write_bytes(bad, bytes, size);
     patch_file(bad, "\"step\":\"1\"", "\"step\":\"x\"");
-    assert_failed_with(alexnet_trainer_load_checkpoint(target, bad), ALEXNET_E_FORMAT, "step");
+    test_assert_fails_with(alexnet_trainer_load_checkpoint(target, bad), ALEXNET_E_FORMAT, "step");
     write_bytes(bad, bytes, size);
     patch_file(bad, "\"checkpoint_version\":\"1\"", "\"checkpoint_version\":\"9\"");
-    assert_failed_with(alexnet_trainer_load_checkpoint(target, bad), ALEXNET_E_UNSUPPORTED, "version");
+    test_assert_fails_with(alexnet_trainer_load_checkpoint(target, bad), ALEXNET_E_UNSUPPORTED, "version");
     /* A NaN weight. */
     write_bytes(bad, bytes, size);
     {
@@ -694,21 +683,21 @@ START_TEST(bad_checkpoints_are_refused_and_change_nothing)
         write_bytes(bad, copy, size);
         free(copy);
     }
-    assert_failed_with(alexnet_trainer_load_checkpoint(target, bad), ALEXNET_E_FORMAT, "not finite");
+    test_assert_fails_with(alexnet_trainer_load_checkpoint(target, bad), ALEXNET_E_FORMAT, "not finite");
     /* Another architecture: a checkpoint of a 4-class trainer, or with other frozen layers. */
     alexnet_trainer_options other = o;
     other.num_classes = 4;
     alexnet_trainer *four = make_trainer(model, &other);
     ck_assert_int_eq(alexnet_trainer_save_checkpoint(four, bad), ALEXNET_OK);
-    assert_failed_with(alexnet_trainer_load_checkpoint(target, bad), ALEXNET_E_SHAPE, "4 classes");
+    test_assert_fails_with(alexnet_trainer_load_checkpoint(target, bad), ALEXNET_E_SHAPE, "4 classes");
     alexnet_trainer_destroy(four);
     const char *frozen[] = {"conv1", NULL};
     other = o;
     other.frozen_layers = frozen;
     alexnet_trainer *partial = make_trainer(model, &other);
-    assert_failed_with(alexnet_trainer_load_checkpoint(partial, good), ALEXNET_E_SHAPE, "tensors");
+    test_assert_fails_with(alexnet_trainer_load_checkpoint(partial, good), ALEXNET_E_SHAPE, "tensors");
     ck_assert_int_eq(alexnet_trainer_save_checkpoint(partial, bad), ALEXNET_OK);
-    assert_failed_with(alexnet_trainer_load_checkpoint(target, bad), ALEXNET_E_SHAPE, "momentum.conv1.weight");
+    test_assert_fails_with(alexnet_trainer_load_checkpoint(target, bad), ALEXNET_E_SHAPE, "momentum.conv1.weight");
     alexnet_trainer_destroy(partial);
 
     alexnet_model *after = export_model(target);
@@ -732,7 +721,7 @@ START_TEST(bad_checkpoints_are_refused_and_change_nothing)
     alexnet_trainer_destroy(target);
     alexnet_trainer_destroy(trainer);
     alexnet_model_destroy(model);
-    assert_no_leaks(&counter);
+    test_assert_no_leaks(&counter);
 }
 END_TEST
 
@@ -774,7 +763,7 @@ START_TEST(allocation_failures_are_reported_without_leaks)
     alexnet_allocator allocator = test_counting_allocator_make(&counter);
     ck_assert_msg(full_cycle(model, allocator, data) == ALEXNET_OK, "%s", alexnet_last_error());
     size_t total = counter.total_allocations, tolerated = 0;
-    assert_no_leaks(&counter);
+    test_assert_no_leaks(&counter);
     for (size_t k = 1; k <= total; k++) {
         allocator = test_counting_allocator_make(&counter);
         counter.fail_at = k;
@@ -785,14 +774,14 @@ START_TEST(allocation_failures_are_reported_without_leaks)
                       "allocation %zu of %zu failed, status %d (%s)", k, total, status, alexnet_last_error());
         ck_assert_msg(status == ALEXNET_OK || alexnet_last_error()[0] != '\0', "allocation %zu: no message", k);
         tolerated += status == ALEXNET_OK;
-        assert_no_leaks(&counter);
+        test_assert_no_leaks(&counter);
     }
     printf("allocation failures: all %zu allocations of create/train/evaluate/checkpoint/export checked (%zu "
            "best-effort)\n", total, tolerated);
     ck_assert_uint_le(tolerated, 2);
     alexnet_dataset_destroy(data);
     alexnet_model_destroy(model);
-    assert_no_leaks(&model_counter);
+    test_assert_no_leaks(&model_counter);
 }
 END_TEST
 
@@ -846,8 +835,8 @@ START_TEST(evaluation_is_consistent)
 
     /* Wrong datasets. */
     alexnet_dataset *small = make_dataset(allocator, 2, 20, 1);
-    assert_failed_with(alexnet_trainer_evaluate(trainer, small, 0, &single), ALEXNET_E_SHAPE, "smaller");
-    assert_failed_with(alexnet_trainer_train(trainer, small, NULL, 1), ALEXNET_E_SHAPE, "padding");
+    test_assert_fails_with(alexnet_trainer_evaluate(trainer, small, 0, &single), ALEXNET_E_SHAPE, "smaller");
+    test_assert_fails_with(alexnet_trainer_train(trainer, small, NULL, 1), ALEXNET_E_SHAPE, "padding");
     alexnet_dataset_options grey;
     alexnet_dataset_options_init(&grey);
     grey.channels = 1;
@@ -856,17 +845,17 @@ START_TEST(evaluation_is_consistent)
     grey.allocator = allocator;
     alexnet_dataset *empty = NULL;
     ck_assert_int_eq(alexnet_dataset_create(&grey, &empty), ALEXNET_OK);
-    assert_failed_with(alexnet_trainer_train(trainer, empty, NULL, 1), ALEXNET_E_INVALID_ARGUMENT, "empty");
+    test_assert_fails_with(alexnet_trainer_train(trainer, empty, NULL, 1), ALEXNET_E_INVALID_ARGUMENT, "empty");
     uint8_t pixels[32 * 32] = {0};
     uint32_t label = 1;
     ck_assert_int_eq(alexnet_dataset_add(empty, pixels, &label, 1), ALEXNET_OK);
-    assert_failed_with(alexnet_trainer_evaluate(trainer, empty, 0, &single), ALEXNET_E_SHAPE, "channels");
+    test_assert_fails_with(alexnet_trainer_evaluate(trainer, empty, 0, &single), ALEXNET_E_SHAPE, "channels");
     alexnet_dataset_destroy(empty);
     alexnet_dataset_destroy(small);
     alexnet_dataset_destroy(data);
     alexnet_trainer_destroy(trainer);
     alexnet_model_destroy(model);
-    assert_no_leaks(&counter);
+    test_assert_no_leaks(&counter);
 }
 END_TEST
 
@@ -890,7 +879,7 @@ START_TEST(plateau_schedule_divides_after_patience)
     }
     alexnet_trainer_destroy(t);
     alexnet_model_destroy(model);
-    assert_no_leaks(&counter);
+    test_assert_no_leaks(&counter);
 }
 END_TEST
 
@@ -931,7 +920,7 @@ START_TEST(training_reports_progress_and_learns)
     alexnet_dataset_destroy(train);
     alexnet_dataset_destroy(validation);
     alexnet_model_destroy(model);
-    assert_no_leaks(&counter);
+    test_assert_no_leaks(&counter);
 }
 END_TEST
 
@@ -962,10 +951,10 @@ START_TEST(datasets_convert_and_describe_images)
     ck_assert(label == 2 && view.format == ALEXNET_PIXEL_RGB8 && view.row_stride_bytes == 9);
     ck_assert(view.pixels[0] == 2 && view.pixels[1] == 1 && view.pixels[2] == 0); /* first pixel B,G,R = 0,1,2 */
     ck_assert(view.pixels[9] == 18 && view.pixels[11] == 16);                     /* second row */
-    assert_failed_with(alexnet_dataset_add_image(d, &image, 4), ALEXNET_E_INVALID_ARGUMENT, "label 4");
+    test_assert_fails_with(alexnet_dataset_add_image(d, &image, 4), ALEXNET_E_INVALID_ARGUMENT, "label 4");
     image.width = 4;
-    assert_failed_with(alexnet_dataset_add_image(d, &image, 1), ALEXNET_E_SHAPE, "4 x 2");
-    assert_failed_with(alexnet_dataset_get(d, 1, &view, NULL), ALEXNET_E_NOT_FOUND, "index 1");
+    test_assert_fails_with(alexnet_dataset_add_image(d, &image, 1), ALEXNET_E_SHAPE, "4 x 2");
+    test_assert_fails_with(alexnet_dataset_get(d, 1, &view, NULL), ALEXNET_E_NOT_FOUND, "index 1");
     /* Many appends (growth), a subset, statistics. */
     uint8_t pixels[18];
     for (uint32_t i = 0; i < 100; i++) {
@@ -977,7 +966,7 @@ START_TEST(datasets_convert_and_describe_images)
     ck_assert_uint_eq(alexnet_dataset_count(d), 101);
     alexnet_dataset *sub = NULL;
     ck_assert_int_eq(alexnet_dataset_subset(d, 1, 100, &sub), ALEXNET_OK);
-    assert_failed_with(alexnet_dataset_subset(d, 50, 52, &sub), ALEXNET_E_INVALID_ARGUMENT, "outside");
+    test_assert_fails_with(alexnet_dataset_subset(d, 50, 52, &sub), ALEXNET_E_INVALID_ARGUMENT, "outside");
     float mean[3], std[3], values[3], vectors[9];
     ck_assert_int_eq(alexnet_dataset_channel_stats(sub, mean, std), ALEXNET_OK);
     ck_assert(fabsf(mean[0] - 1.0f) < 1e-6f && fabsf(mean[1] - 49.5f / 255.0f) < 1e-5f && mean[2] == 0.0f);
@@ -989,11 +978,11 @@ START_TEST(datasets_convert_and_describe_images)
     alexnet_dataset_destroy(d);
     /* Options are checked. */
     o.channels = 2;
-    assert_failed_with(alexnet_dataset_create(&o, &d), ALEXNET_E_INVALID_ARGUMENT, "channels");
+    test_assert_fails_with(alexnet_dataset_create(&o, &d), ALEXNET_E_INVALID_ARGUMENT, "channels");
     o.channels = 1;
     o.num_classes = 0;
-    assert_failed_with(alexnet_dataset_create(&o, &d), ALEXNET_E_INVALID_ARGUMENT, "num_classes");
-    assert_no_leaks(&counter);
+    test_assert_fails_with(alexnet_dataset_create(&o, &d), ALEXNET_E_INVALID_ARGUMENT, "num_classes");
+    test_assert_no_leaks(&counter);
 }
 END_TEST
 
@@ -1030,39 +1019,39 @@ START_TEST(idx_loader_validates_everything)
     ck_assert_uint_eq(d->num_classes, 3);
     alexnet_dataset_destroy(d);
     d = NULL;
-    assert_failed_with(alexnet_dataset_load_idx_memory(images, images_size - 1, labels, labels_size, &o, &d),
+    test_assert_fails_with(alexnet_dataset_load_idx_memory(images, images_size - 1, labels, labels_size, &o, &d),
                        ALEXNET_E_FORMAT, "promises");
-    assert_failed_with(alexnet_dataset_load_idx_memory(images, 10, labels, labels_size, &o, &d), ALEXNET_E_FORMAT,
+    test_assert_fails_with(alexnet_dataset_load_idx_memory(images, 10, labels, labels_size, &o, &d), ALEXNET_E_FORMAT,
                        "shorter");
-    assert_failed_with(alexnet_dataset_load_idx_memory(images, images_size, labels, labels_size - 1, &o, &d),
+    test_assert_fails_with(alexnet_dataset_load_idx_memory(images, images_size, labels, labels_size - 1, &o, &d),
                        ALEXNET_E_FORMAT, "labels");
     uint8_t saved = images[7];
     images[7] = 0xFF; /* 255 images claimed: the size no longer matches */
-    assert_failed_with(alexnet_dataset_load_idx_memory(images, images_size, labels, labels_size, &o, &d),
+    test_assert_fails_with(alexnet_dataset_load_idx_memory(images, images_size, labels, labels_size, &o, &d),
                        ALEXNET_E_FORMAT, "promises");
     images[4] = 0xFF; /* 4 billion images: the product overflows on 32-bit, or mismatches */
     ck_assert_int_eq(alexnet_dataset_load_idx_memory(images, images_size, labels, labels_size, &o, &d), ALEXNET_E_FORMAT);
     images[4] = 0;
     images[7] = saved;
     images[2] = 0x0D; /* floats */
-    assert_failed_with(alexnet_dataset_load_idx_memory(images, images_size, labels, labels_size, &o, &d),
+    test_assert_fails_with(alexnet_dataset_load_idx_memory(images, images_size, labels, labels_size, &o, &d),
                        ALEXNET_E_UNSUPPORTED, "0x0d");
     images[2] = 8;
     images[0] = 0x1f;
     images[1] = 0x8b;
-    assert_failed_with(alexnet_dataset_load_idx_memory(images, images_size, labels, labels_size, &o, &d),
+    test_assert_fails_with(alexnet_dataset_load_idx_memory(images, images_size, labels, labels_size, &o, &d),
                        ALEXNET_E_UNSUPPORTED, "gunzip");
     images[0] = images[1] = 0;
     labels[7] = 4;
-    assert_failed_with(alexnet_dataset_load_idx_memory(images, images_size, labels, 12, &o, &d), ALEXNET_E_FORMAT,
+    test_assert_fails_with(alexnet_dataset_load_idx_memory(images, images_size, labels, 12, &o, &d), ALEXNET_E_FORMAT,
                        "5 images but 4 labels");
     labels[7] = 5;
     o.num_classes = 2;
-    assert_failed_with(alexnet_dataset_load_idx_memory(images, images_size, labels, labels_size, &o, &d),
+    test_assert_fails_with(alexnet_dataset_load_idx_memory(images, images_size, labels, labels_size, &o, &d),
                        ALEXNET_E_INVALID_ARGUMENT, "num_classes");
     o.num_classes = 0;
     o.height = 5;
-    assert_failed_with(alexnet_dataset_load_idx_memory(images, images_size, labels, labels_size, &o, &d),
+    test_assert_fails_with(alexnet_dataset_load_idx_memory(images, images_size, labels, labels_size, &o, &d),
                        ALEXNET_E_SHAPE, "4 x 3");
     o.height = 0;
     /* From files. */
@@ -1074,11 +1063,12 @@ START_TEST(idx_loader_validates_everything)
     ck_assert_int_eq(alexnet_dataset_load_idx(image_path, label_path, &o, &d), ALEXNET_OK);
     ck_assert_uint_eq(alexnet_dataset_count(d), 5);
     alexnet_dataset_destroy(d);
-    assert_failed_with(alexnet_dataset_load_idx(image_path, temp_file("none.idx"), &o, &d), ALEXNET_E_IO, "none.idx");
+    test_assert_fails_with(alexnet_dataset_load_idx(image_path, temp_file("none.idx"), &o, &d),
+                           ALEXNET_E_IO, "none.idx");
     unlink(image_path);
     unlink(label_path);
     ck_assert_ptr_null(NULL);
-    assert_no_leaks(&counter);
+    test_assert_no_leaks(&counter);
 }
 END_TEST
 
@@ -1163,7 +1153,7 @@ START_TEST(augmentation_crops_flips_and_lights)
                       expected);
     }
     alexnet_dataset_destroy(d);
-    assert_no_leaks(&counter);
+    test_assert_no_leaks(&counter);
 }
 END_TEST
 
@@ -1189,9 +1179,5 @@ int main(void)
     tcase_add_test(api, idx_loader_validates_everything);
     tcase_add_test(api, augmentation_crops_flips_and_lights);
     suite_add_tcase(suite, api);
-    SRunner *runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return test_run_suite(suite);
 }
