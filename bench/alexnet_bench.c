@@ -5,6 +5,7 @@
  *                 [--max-seconds S] [--profile-iterations N] [--load-repeats N] [--cold-load]
  *                 [--weights FILE] [--save-weights FILE] [--no-peak] [--peak-only] [--no-bandwidth]
  *                 [--peak-trials N] [--peak-gflops G] [--bandwidth-gbps B] [--seed S] [--json FILE|-] [--quiet]
+ *                 [--train]
  *
  * What one run measures, in this order:
  *  1. the machine's FMA peak (AVX2+FMA, and AVX-512 where the CPU has it) on 1 thread and on --threads
@@ -23,6 +24,9 @@
  *     per layer), with GFLOP/s (FLOPs of direct convolution, 2 per multiply-add) and the fraction of the
  *     measured peak at this thread count;
  *  6. the memory read bandwidth (membw.c), last, so that its buffer is not in the RSS figures.
+ * --train replaces 3 and 5 by training steps: a trainer on --backend with batch --batch, then timed
+ * alexnet_trainer_step calls (forward, backward and the SGD update of every layer) on one fixed batch of
+ * inputs and labels; time_ms is then per step and throughput_images_per_s counts the step's images.
  * --isa sets ALEXNET_CPU_ISA before the first library call ("auto" unsets it). --threads 0 means one thread
  * per online CPU (the library's meaning). The table goes to stdout, the JSON object to --json.
  */
@@ -81,6 +85,7 @@ typedef struct settings {
     int peak_only;
     int quiet;
     int cold_load;
+    int train; /* --train: time trainer steps instead of inferences */
     uint64_t seed;
     const char *weights_path;
     const char *save_weights_path;
@@ -145,6 +150,8 @@ typedef struct report {
     size_t layer_count;
     unsigned profile_runs;
     layer_row layers[MAX_LAYERS];
+    /* --train: the mean loss of the first and the last step (repeated steps on one batch should lower it) */
+    float first_loss, last_loss;
     /* failure */
     int ok;
     char error[512];
@@ -306,7 +313,9 @@ static void usage(FILE *out)
             "  --no-bandwidth          skip the memory bandwidth probe (it runs last, after the RSS reading)\n"
             "  --seed S                weight seed (default 1)\n"
             "  --json FILE|-           also write the JSON object there\n"
-            "  --quiet                 no table on stdout\n");
+            "  --quiet                 no table on stdout\n"
+            "  --train                 time training steps (alexnet_trainer_step: forward, backward, SGD update)\n"
+            "                          at --batch instead of inferences; per-layer profile and peak fractions off\n");
 }
 
 static int parse_unsigned(const char *text, unsigned min, unsigned max, unsigned *out)
@@ -359,6 +368,10 @@ static int parse_args(int argc, char **argv, settings *s)
         }
         if (!strcmp(arg, "--cold-load")) {
             s->cold_load = 1;
+            continue;
+        }
+        if (!strcmp(arg, "--train")) {
+            s->train = 1;
             continue;
         }
         const char *value = i + 1 < argc ? argv[i + 1] : NULL;
@@ -637,6 +650,106 @@ static int run_inference(alexnet_context *context, const float *input, unsigned 
     return status == ALEXNET_OK ? 1 : fail(r, what, status);
 }
 
+/* The backend's description as alexnet_backend_get_info gives it (empty when there is no such backend). */
+static void describe_backend(const char *name, char *out, size_t size)
+{
+    out[0] = '\0';
+    for (size_t i = 0; i < alexnet_backend_count(); i++) {
+        alexnet_backend_info info;
+        memset(&info, 0, sizeof info);
+        info.struct_size = sizeof info;
+        if (alexnet_backend_get_info(i, &info) == ALEXNET_OK && info.name && !strcmp(info.name, name))
+            snprintf(out, size, "%s", info.description ? info.description : "");
+    }
+}
+
+/* --train: steps of a trainer on one fixed batch. The same inputs every step keep the timing free of data
+ * loading and augmentation (alexnet_trainer_train's work), so this is the backend's forward + backward +
+ * update and nothing else. */
+static int bench_train(const settings *s, report *r, const alexnet_model *model, const alexnet_config *config,
+                       uint32_t classes)
+{
+    alexnet_trainer_options options;
+    alexnet_trainer_options_init(&options);
+    options.backend = s->backend;
+    options.batch = s->batch;
+    options.num_threads = s->threads;
+    options.seed = s->seed;
+    /* Small enough that repeating one batch never drives the loss to a non-finite value (the step would
+     * then fail), whatever the variant's initialisation. The rate does not change the work done. */
+    options.learning_rate = 0.001f;
+    alexnet_trainer *trainer = NULL;
+    float *input = NULL;
+    uint32_t *labels = NULL;
+    int ok = 0;
+    double t0 = now_ms();
+    alexnet_status status = alexnet_trainer_create(model, &options, &trainer);
+    r->context_create_ms = now_ms() - t0;
+    if (status != ALEXNET_OK)
+        return fail(r, "alexnet_trainer_create", status);
+    r->rss_after_context_kib = proc_status_kib("VmRSS");
+    /* The public API does not say which backend "auto" gave a trainer: report what was asked for. */
+    snprintf(r->backend, sizeof r->backend, "%s", s->backend);
+    describe_backend(s->backend, r->backend_description, sizeof r->backend_description);
+    r->height = config->input_height;
+    r->width = config->input_width;
+    r->channels = config->input_channels;
+    const size_t per_image = (size_t)config->input_channels * r->height * r->width;
+    input = malloc(sizeof(float) * per_image * s->batch);
+    labels = malloc(sizeof(uint32_t) * s->batch);
+    if (input == NULL || labels == NULL) {
+        snprintf(r->error, sizeof r->error, "out of memory");
+        goto done;
+    }
+    fill_input(input, per_image * s->batch, s->seed);
+    for (unsigned i = 0; i < s->batch; i++)
+        labels[i] = (uint32_t)((i * 7919u + (unsigned)s->seed) % classes);
+    float loss = 0.0f;
+    for (unsigned i = 0; i < s->warmup; i++) {
+        if ((status = alexnet_trainer_step(trainer, input, labels, s->batch, &loss, NULL)) != ALEXNET_OK) {
+            fail(r, "alexnet_trainer_step (warm-up)", status);
+            goto done;
+        }
+        if (i == 0)
+            r->first_loss = loss;
+        r->warmup_done++;
+    }
+    unsigned runs = 0;
+    struct rusage usage_before, usage_after;
+    getrusage(RUSAGE_SELF, &usage_before);
+    double start = now_ms();
+    while (runs < s->iterations) {
+        if (runs >= s->min_iterations && now_ms() - start > s->max_seconds * 1e3)
+            break;
+        t0 = now_ms();
+        if ((status = alexnet_trainer_step(trainer, input, labels, s->batch, &loss, NULL)) != ALEXNET_OK) {
+            fail(r, "alexnet_trainer_step", status);
+            goto done;
+        }
+        r->runs_ms[runs++] = now_ms() - t0;
+        if (s->warmup == 0 && runs == 1)
+            r->first_loss = loss;
+    }
+    double wall_ms = now_ms() - start;
+    getrusage(RUSAGE_SELF, &usage_after);
+    r->last_loss = loss;
+    r->cpu_per_wall = wall_ms > 0 ? (rusage_cpu_seconds(&usage_after) - rusage_cpu_seconds(&usage_before)) /
+                                        (wall_ms * 1e-3)
+                                  : 0.0;
+    r->voluntary_switches = usage_after.ru_nvcsw - usage_before.ru_nvcsw;
+    r->involuntary_switches = usage_after.ru_nivcsw - usage_before.ru_nivcsw;
+    r->infer_ms = stats_of(r->runs_ms, runs);
+    r->rss_after_runs_kib = proc_status_kib("VmRSS");
+    r->hwm_kib = proc_status_kib("VmHWM");
+    r->maxrss_kib = maxrss_kib();
+    ok = 1;
+done:
+    free(labels);
+    free(input);
+    alexnet_trainer_destroy(trainer);
+    return ok;
+}
+
 static int bench(const settings *s, report *r)
 {
     alexnet_model *model = NULL;
@@ -725,6 +838,10 @@ static int bench(const settings *s, report *r)
         goto done;
     }
     const uint32_t classes = alexnet_model_num_classes(model);
+    if (s->train) {
+        ok = bench_train(s, r, model, &config, classes);
+        goto done;
+    }
 
     alexnet_context_options context_options;
     alexnet_context_options_init(&context_options);
@@ -740,14 +857,7 @@ static int bench(const settings *s, report *r)
     }
     r->rss_after_context_kib = proc_status_kib("VmRSS");
     snprintf(r->backend, sizeof r->backend, "%s", alexnet_context_backend_name(context));
-    for (size_t i = 0; i < alexnet_backend_count(); i++) {
-        alexnet_backend_info info;
-        memset(&info, 0, sizeof info);
-        info.struct_size = sizeof info;
-        if (alexnet_backend_get_info(i, &info) == ALEXNET_OK && info.name && !strcmp(info.name, r->backend))
-            snprintf(r->backend_description, sizeof r->backend_description, "%s",
-                     info.description ? info.description : "");
-    }
+    describe_backend(r->backend, r->backend_description, sizeof r->backend_description);
     if (r->isa_env_set) {
         /* A forced ISA this CPU cannot run makes a SIMD backend unavailable, and "auto" then quietly picks
          * another one: say so, or a scalar-vs-SIMD comparison compares something else. */
@@ -959,6 +1069,21 @@ static void print_table(const settings *s, const report *r)
     if (r->cold_load_ms >= 0)
         printf("  cold load %.1f ms (page cache %s)\n", r->cold_load_ms,
                r->cold_load_evicted ? "dropped with posix_fadvise" : "could NOT be dropped");
+    if (s->train && r->infer_ms.n > 0) {
+        printf("trainer: create %.2f ms\n", r->context_create_ms);
+        printf("\ntraining step (forward, backward, SGD update), batch %u: %u timed steps after %u warm-up\n",
+               s->batch, r->infer_ms.n, r->warmup_done);
+        printf("  time per step    median %9.3f ms   min %9.3f   max %9.3f   mean %9.3f\n", r->infer_ms.median,
+               r->infer_ms.min, r->infer_ms.max, r->infer_ms.mean);
+        printf("  while timing     %.2f CPU s per wall s, %ld involuntary / %ld voluntary context switches; "
+               "load average %s -> %s\n",
+               r->cpu_per_wall, r->involuntary_switches, r->voluntary_switches, r->loadavg_start, r->loadavg_end);
+        printf("  throughput       median %9.2f img/s  min %8.2f   max %9.2f\n", s->batch * 1e3 / r->infer_ms.median,
+               s->batch * 1e3 / r->infer_ms.max, s->batch * 1e3 / r->infer_ms.min);
+        printf("  loss             %.4f at the first step, %.4f at the last (one batch, repeated)\n",
+               (double)r->first_loss, (double)r->last_loss);
+        return;
+    }
     if (r->backend[0])
         printf("context: create %.2f ms, workspace %.2f MiB\n", r->context_create_ms, mib((double)r->workspace_bytes));
     if (r->infer_ms.n > 0) {
@@ -1095,7 +1220,7 @@ static int write_json(const settings *s, const report *r)
     const double peak = peak_gflops(r);
     fputs("{\"benchmark\":\"alexnet_bench\",\"schema\":1,\"library_version\":", f);
     json_string(f, alexnet_version_string());
-    fprintf(f, ",\"ok\":%s,\"error\":", r->ok ? "true" : "false");
+    fprintf(f, ",\"mode\":\"%s\",\"ok\":%s,\"error\":", s->train ? "train" : "inference", r->ok ? "true" : "false");
     json_string(f, r->error);
     fputs(",\"variant\":", f);
     json_string(f, s->variant->name);
@@ -1206,6 +1331,16 @@ static int write_json(const settings *s, const report *r)
     } else {
         fputs("null", f);
     }
+    fputs(",\"train\":", f);
+    if (s->train) {
+        fputs("{\"step\":\"alexnet_trainer_step on one fixed batch\",\"first_loss\":", f);
+        json_number(f, r->first_loss);
+        fputs(",\"last_loss\":", f);
+        json_number(f, r->last_loss);
+        fputc('}', f);
+    } else {
+        fputs("null", f);
+    }
     fputs(",\"flops_per_image\":", f);
     json_number(f, r->flops_per_image);
     fputs(",\"compute_floor_images_per_s\":", f);
@@ -1213,7 +1348,7 @@ static int write_json(const settings *s, const report *r)
     fputs(",\"weight_stream_floor_ms\":", f);
     json_number(f, bandwidth_gbps(r) > 0 ? (double)r->weight_bytes / (bandwidth_gbps(r) * 1e9) * 1e3 : NAN);
     fputs(",\"fraction_of_compute_floor\":", f);
-    json_number(f, peak > 0 && r->infer_ms.n > 0
+    json_number(f, peak > 0 && r->infer_ms.n > 0 && r->flops_per_image > 0
                        ? (s->batch * 1e3 / r->infer_ms.median) / (peak * 1e9 / r->flops_per_image)
                        : NAN);
     fprintf(f,

@@ -8,6 +8,9 @@
     python3 bench/compare.py contention  a busy loop pinned to CPU 0; 1-thread vs 2-thread batch-1 latency
                                          of libalexnet and of PyTorch
     python3 bench/compare.py all         the three, one JSON object and one markdown report
+    python3 bench/compare.py train       training images/s (alexnet_trainer_step) vs PyTorch (default and
+                                         tuned glibc malloc) on the Fashion-MNIST network and torchvision's
+                                         AlexNet, interleaved rounds, ratios per round (not part of "all")
 
 Build the C program first (its own build directory, release):
     meson setup build-bench --buildtype=release && ninja -C build-bench
@@ -54,7 +57,11 @@ TARGETS = {
     "contention_2t_over_1t": 1.3,       # under contention, 2-thread latency <= 1.3x 1-thread
     "rss_over_weights": 1.25,           # batch-1 peak RSS <= 1.25x the fp32 weight bytes
     "load_seconds": 0.5,                # alexnet_model_load <= 0.5 s
+    "train_vs_pytorch_best": 1.2,       # training images/s libalexnet / PyTorch best >= 1.2
 }
+# train mode: the networks and their default batches (--batches replaces them for every variant)
+TRAIN_VARIANTS = ("fashion", "torchvision", "one-tower", "paper")
+TRAIN_BATCHES = {"fashion": [64, 128], "torchvision": [64], "one-tower": [64], "paper": [64]}
 
 
 def log(*args):
@@ -406,6 +413,239 @@ def markdown_compare(res):
     return "\n".join(lines)
 
 
+# ---- train -----------------------------------------------------------------------------------------------------
+
+class TrainLib:
+    """libalexnet's side of train mode: one process per block, alexnet_bench --train where that program
+    knows the variant (it has no "fashion"), else bench/train_bench (--train-driver chooses). "auto" is
+    resolved first with train_bench --which-backend (the public API does not say which backend a trainer
+    got, and alexnet_bench reports only the request), and the resolved name is what both programs get."""
+
+    def __init__(self, args, tmp):
+        self.bench = os.path.abspath(args.bench)
+        self.train_bench = os.path.abspath(args.train_bench or os.path.join(os.path.dirname(self.bench),
+                                                                              "train_bench"))
+        self.driver = args.train_driver
+        self.tmp = tmp
+        self.isa = args.isa
+        self.weights = {}
+        self.bench_variants = self._bench_train_variants()
+        self.has_train_bench = os.access(self.train_bench, os.X_OK)
+        if not self.has_train_bench and not self.bench_variants:
+            raise SystemExit(f"compare.py: neither {self.train_bench} nor an alexnet_bench with --train is built: "
+                             f"meson setup build-bench --buildtype=release && ninja -C build-bench")
+        self.requested_backend = args.backend
+        self.backend = args.backend
+        self.resolve_note = None
+        if self.has_train_bench and args.backend in ("auto", "cpu"):
+            proc = subprocess.run([self.train_bench, "--which-backend", "--backend", args.backend, "--threads",
+                                   str(args.threads)], capture_output=True, text=True, env=self.env())
+            if proc.returncode == 0 and proc.stdout.strip():
+                self.backend = proc.stdout.strip().splitlines()[-1]
+                self.resolve_note = f'"{args.backend}" trains on {self.backend}'
+            else:
+                raise SystemExit(f"compare.py: no backend can train: {proc.stderr.strip()}")
+
+    def env(self):
+        env = dict(os.environ)
+        if self.isa:
+            env["ALEXNET_CPU_ISA"] = self.isa
+        return env
+
+    def _bench_train_variants(self):
+        """The variants alexnet_bench --train takes (none if it has no --train)."""
+        if not os.access(self.bench, os.X_OK):
+            return set()
+        proc = subprocess.run([self.bench, "--help"], capture_output=True, text=True)
+        text = proc.stdout + proc.stderr
+        if "--train" not in text:
+            return set()
+        line = next((l for l in text.splitlines() if l.strip().startswith("--variant")), "")
+        words = line.split()
+        return set(words[1].split("|")) if len(words) > 1 else set()
+
+    def driver_for(self, variant):
+        if self.driver == "alexnet_bench" or (self.driver == "auto" and variant in self.bench_variants):
+            if variant not in self.bench_variants:
+                raise SystemExit(f"compare.py: {self.bench} has no --train for variant {variant}")
+            return "alexnet_bench"
+        if not self.has_train_bench:
+            raise SystemExit(f"compare.py: {self.train_bench} is not built (needed for variant {variant})")
+        return "train_bench"
+
+    def weights_for(self, variant):
+        if variant not in self.weights:
+            path = os.path.join(self.tmp, f"{variant}.safetensors")
+            subprocess.run([self.bench, "--variant", variant, "--save-weights", path, "--quiet"], check=True)
+            self.weights[variant] = path
+        return self.weights[variant]
+
+    def run(self, variant, batch, threads, warmup, min_steps, max_seconds, timeout):
+        """{ms (median per step), backend, description, driver, cpu_per_wall, losses}, or None on timeout."""
+        driver = self.driver_for(variant)
+        if driver == "alexnet_bench":
+            argv = [self.bench, "--train", "--variant", variant, "--backend", self.backend, "--quiet", "--json", "-",
+                    "--batch", str(batch), "--threads", str(threads), "--warmup", str(warmup), "--min-iterations",
+                    str(min_steps), "--iterations", "10000", "--max-seconds", str(max_seconds), "--no-peak",
+                    "--profile-iterations", "0", "--load-repeats", "1", "--weights", self.weights_for(variant)]
+        else:
+            argv = [self.train_bench, "--variant", variant, "--backend", self.backend, "--quiet", "--json", "-",
+                    "--batch", str(batch), "--threads", str(threads), "--warmup", str(warmup), "--min-steps",
+                    str(min_steps), "--max-steps", "10000", "--max-seconds", str(max_seconds)]
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, env=self.env(), timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        try:
+            out = json.loads(proc.stdout)
+        except json.JSONDecodeError:
+            raise SystemExit(f"compare.py: {driver} failed ({proc.returncode}): {proc.stderr.strip()}")
+        if not out.get("ok"):
+            raise SystemExit(f"compare.py: {driver} failed: {out.get('error')}")
+        backend = out.get("backend")
+        if backend in (None, "", "auto", "cpu"):
+            backend = self.backend
+        return {"ms": out["time_ms"]["median"], "backend": backend,
+                "description": out.get("backend_description") or "", "driver": driver,
+                "cpu_per_wall": out.get("cpu_per_wall"), "steps": out["time_ms"].get("n"),
+                "parameters": out.get("parameters") or (out.get("model") or {}).get("parameters"),
+                "first_loss": (out.get("train") or {}).get("first_loss"),
+                "last_loss": (out.get("train") or {}).get("last_loss")}
+
+
+def run_train(args, tmp):
+    lib = TrainLib(args, tmp)
+    torch_versions = framework_versions(args.torch_python) or {}
+    systems = ["libalexnet", "pytorch", "pytorch-tuned"]
+    labels = {"libalexnet": "libalexnet", "pytorch": "PyTorch", "pytorch-tuned": "PyTorch, tuned malloc"}
+    result = {"mode": "train", "threads": args.threads, "rounds": args.rounds, "systems": systems,
+              "labels": labels, "backend_request": lib.requested_backend, "backend_resolved": lib.backend,
+              "backend_note": lib.resolve_note, "driver": args.train_driver,
+              "block": {"warmup_steps": args.warmup, "min_steps": args.min_iterations,
+                        "seconds": args.block_seconds},
+              "pytorch": {k: torch_versions.get(k) for k in ("torch", "torchvision", "numpy")},
+              "pytorch_step": "model.train(); optimizer.zero_grad(); CrossEntropyLoss(model(x), y).backward(); "
+                              "optimizer.step() with SGD(lr=0.01, momentum=0.9, weight_decay=5e-4)",
+              "tuned_malloc_env": TUNED_MALLOC, "batches": {}, "variants": {}}
+    log(f"compare.py: train: libalexnet backend {lib.backend}"
+        + (f" (requested {lib.requested_backend})" if lib.backend != lib.requested_backend else ""))
+    for variant in args.variants:
+        batches = args.batches or TRAIN_BATCHES[variant]
+        result["batches"][variant] = batches
+        log(f"compare.py: train {variant}: starting PyTorch workers ...")
+        workers = {
+            "pytorch": Worker("pytorch-train", args.torch_python, "torch-train", variant, args.threads, tmp),
+            "pytorch-tuned": Worker("pytorch-train-tuned", args.torch_python, "torch-train", variant, args.threads,
+                                    tmp, env_extra=TUNED_MALLOC),
+        }
+        cells = {b: {s: [] for s in systems} for b in batches}
+        lib_cpu = {b: [] for b in batches}
+        lib_info = {}
+        skipped = {}
+        try:
+            for r in range(args.rounds):
+                for batch in batches:
+                    order = systems[r % len(systems):] + systems[:r % len(systems)]  # rotate: A B C, B C A, ...
+                    warmup, min_steps, max_s = args.warmup, args.min_iterations, args.block_seconds
+                    for system in order:
+                        if system == "libalexnet":
+                            if batch in skipped:
+                                continue
+                            per_image = lib_info.get("per_image_ms")
+                            if per_image is not None:
+                                estimate = (warmup + min_steps) * batch * per_image / 1e3
+                                if estimate > args.max_block_seconds:
+                                    skipped[batch] = estimate
+                                    log(f"compare.py: skipping libalexnet {variant} batch {batch}: ~{estimate:.0f} s "
+                                        f"a block (> --max-block-seconds {args.max_block_seconds})")
+                                    continue
+                            # the first block has no estimate: a time limit instead
+                            timeout = max(3 * args.max_block_seconds, 120.0)
+                            out = lib.run(variant, batch, args.threads, warmup, min_steps, max_s, timeout)
+                            if out is None:
+                                skipped[batch] = timeout
+                                log(f"compare.py: libalexnet {variant} batch {batch} ran past {timeout:.0f} s: skipped")
+                                continue
+                            med = out["ms"]
+                            lib_cpu[batch].append(out["cpu_per_wall"])
+                            for k in ("backend", "description", "driver", "parameters"):
+                                lib_info.setdefault(k, out[k])
+                            lib_info.setdefault("per_image_ms", med / batch)
+                            lib_info.setdefault("losses", []).append([out["first_loss"], out["last_loss"]])
+                        else:
+                            reply = workers[system].measure(batch, warmup, min_steps, max_s)
+                            med = statistics.median(reply["runs_ms"])
+                        cells[batch][system].append(med)
+                        log(f"  train round {r + 1}/{args.rounds} {variant} batch {batch:3d} {system:14s} "
+                            f"{med:10.2f} ms/step  {batch * 1e3 / med:8.2f} img/s")
+                        time.sleep(args.pause)
+        finally:
+            for w in workers.values():
+                w.close()
+        vresult = {"libalexnet": lib_info, "skipped_lib_batches": skipped, "batches": {},
+                   "framework_info": {k: w.ready["info"] for k, w in workers.items()},
+                   "parameters": {"libalexnet": lib_info.get("parameters"),
+                                  "pytorch": workers["pytorch"].ready.get("parameters")}}
+        for batch in batches:
+            per_round = cells[batch]
+            entry = {"ms_per_step": {s: spread(per_round[s]) for s in systems},
+                     "images_per_s": {s: spread([batch * 1e3 / m for m in per_round[s]]) for s in systems},
+                     "per_round_ms": per_round, "libalexnet_cpu_per_wall": spread(lib_cpu[batch])}
+            n = min(len(v) for v in per_round.values())
+            ratios = {}
+            if n:
+                lib_rounds = per_round["libalexnet"]
+                # throughput ratio libalexnet / other = other's ms / libalexnet's ms, within each round
+                ratios["pytorch_best"] = [min(per_round["pytorch"][i], per_round["pytorch-tuned"][i]) / lib_rounds[i]
+                                          for i in range(n)]
+                for other in ("pytorch", "pytorch-tuned"):
+                    ratios[other] = [per_round[other][i] / lib_rounds[i] for i in range(n)]
+            entry["throughput_ratio"] = {k: spread(v) for k, v in ratios.items()}
+            vresult["batches"][str(batch)] = entry
+        result["variants"][variant] = vresult
+    return result
+
+
+def markdown_train(res):
+    labels = res["labels"]
+    systems = res["systems"]
+    block = res.get("block", {})
+    lines = [f"### Training: libalexnet vs PyTorch ({res['threads']} threads, {res['rounds']} interleaved rounds)", ""]
+    lines.append(f"Images/s of one training step (forward, backward, SGD update with momentum 0.9 and weight decay "
+                 f"5e-4, dropout 0.5). PyTorch {res['pytorch'].get('torch')} / torchvision "
+                 f"{res['pytorch'].get('torchvision')} (Debian): `{res['pytorch_step']}`. Tuned malloc: "
+                 + " ".join(f"{k}={v}" for k, v in res["tuned_malloc_env"].items()) + ".")
+    lines.append(f"Each block: {block.get('warmup_steps')} warm-up steps, then timed steps (at least "
+                 f"{block.get('min_steps')}, until {block.get('seconds')} s), median. Cells: median over rounds "
+                 f"of each round's median [min-max over rounds]; ratios libalexnet/other are taken within a round "
+                 f"(higher is better); \"best\" = the faster PyTorch setting in each round.")
+    lines.append("")
+    head = ["variant", "batch"] + [labels[s] for s in systems] + ["vs PyTorch best", "vs PyTorch",
+                                                                   "vs PyTorch, tuned malloc"]
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "---|" * len(head))
+    for variant, v in res["variants"].items():
+        for batch, e in sorted(v["batches"].items(), key=lambda kv: int(kv[0])):
+            row = [variant, batch] + [fmt(e["images_per_s"][s], 1, " img/s") for s in systems]
+            row += [fmt(e["throughput_ratio"].get(k), 2, "x") for k in ("pytorch_best", "pytorch", "pytorch-tuned")]
+            lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    for variant, v in res["variants"].items():
+        lib = v["libalexnet"]
+        params = v.get("parameters") or {}
+        cpu = [e["libalexnet_cpu_per_wall"]["median"] for e in v["batches"].values()
+               if e.get("libalexnet_cpu_per_wall")]
+        lines.append(f"- {variant}: libalexnet trained on backend `{lib.get('backend')}` "
+                     f"({lib.get('description') or 'no description'}), driver `{lib.get('driver')}`"
+                     + (f", CPU s / wall s {', '.join(f'{c:.2f}' for c in cpu)}" if cpu else "")
+                     + f"; parameters libalexnet {params.get('libalexnet')}, PyTorch {params.get('pytorch')}")
+        for batch, est in v["skipped_lib_batches"].items():
+            lines.append(f"  - libalexnet batch {batch} skipped: a block would take ~{est:.0f} s")
+    if res.get("backend_note"):
+        lines.append(f"- backend: {res['backend_note']}")
+    return "\n".join(lines)
+
+
 # ---- contention ------------------------------------------------------------------------------------------------
 
 def start_hog(cpu, max_seconds=900):
@@ -654,6 +894,15 @@ def check_targets(report):
                 m = e64["throughput_ratio"]["pytorch_best"]["median"]
                 rows.append((f"{variant}: batch-64 throughput / PyTorch best", f"{m:.2f}x",
                              f">= {TARGETS['throughput_vs_pytorch_best']}x", m >= TARGETS["throughput_vs_pytorch_best"]))
+    train = report.get("train")
+    if train:
+        for variant, v in train["variants"].items():
+            for batch, e in v["batches"].items():
+                s = e["throughput_ratio"].get("pytorch_best")
+                if s:
+                    m = s["median"]
+                    rows.append((f"{variant} batch {batch}: training images/s / PyTorch best", f"{m:.2f}x",
+                                 f">= {TARGETS['train_vs_pytorch_best']}x", m >= TARGETS["train_vs_pytorch_best"]))
     sweep = report.get("sweep")
     if sweep:
         for o in sweep["runs"]:
@@ -697,23 +946,25 @@ def markdown_targets(rows):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", nargs="?", default="compare", choices=("sweep", "compare", "contention", "all"))
+    parser.add_argument("mode", nargs="?", default="compare",
+                        choices=("sweep", "compare", "contention", "all", "train"))
     parser.add_argument("--bench", default=DEFAULT_BENCH, help="the alexnet_bench program (%(default)s)")
     parser.add_argument("--backend", default="auto", help="libalexnet backend (default auto)")
     parser.add_argument("--isa", help="ALEXNET_CPU_ISA for libalexnet (scalar, avx2, avx512; default: auto)")
-    parser.add_argument("--variants", type=csv_strs, default=["torchvision", "one-tower"],
+    parser.add_argument("--variants", type=csv_strs,
                         help="comma-separated: torchvision, one-tower, paper (default torchvision,one-tower); "
-                             "contention uses the first")
-    parser.add_argument("--batches", type=csv_ints, default=[1, 8, 64], help="default 1,8,64")
+                             "contention uses the first; train also takes fashion (default fashion,torchvision)")
+    parser.add_argument("--batches", type=csv_ints,
+                        help="default 1,8,64; train: 64,128 for fashion and 64 for the others")
     parser.add_argument("--threads", type=int, default=2, help="threads for every system (default 2)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--warmup", type=int, default=2, help="warm-up runs per batch-1 block (default 2)")
     parser.add_argument("--min-iterations", type=int, default=3, help="timed runs per block at least (default 3)")
     parser.add_argument("--block-seconds", type=float, default=1.5,
                         help="a block stops timing after this once min-iterations ran (default 1.5)")
-    parser.add_argument("--max-block-seconds", type=float, default=60.0,
-                        help="skip a libalexnet block estimated to take longer (default 60; the reference "
-                             "backend at batch 64)")
+    parser.add_argument("--max-block-seconds", type=float,
+                        help="skip a libalexnet block estimated to take longer (default 60, train 300; the "
+                             "reference backend at batch 64)")
     parser.add_argument("--sweep-rounds", type=int, default=1, help="processes per sweep configuration (default 1)")
     parser.add_argument("--sweep-seconds", type=float, default=3.0, help="timing budget per sweep process (default 3)")
     parser.add_argument("--pause", type=float, default=0.1, help="seconds between blocks (default 0.1)")
@@ -724,6 +975,10 @@ def main():
     parser.add_argument("--hog-cpu", type=int, default=0, help="CPU the contention busy loop is pinned to")
     parser.add_argument("--no-baseline", dest="baseline", action="store_false",
                         help="contention: skip the idle phase")
+    parser.add_argument("--train-driver", choices=("auto", "alexnet_bench", "train_bench"), default="auto",
+                        help="train: libalexnet's program; auto: alexnet_bench --train where it knows the variant, "
+                             "else train_bench")
+    parser.add_argument("--train-bench", help="train: the train_bench program (default: beside --bench)")
     parser.add_argument("--torch-python", default="/usr/bin/python3", help="interpreter with Debian's torch")
     parser.add_argument("--ort-venv", default=DEFAULT_VENV, help="virtual environment for onnxruntime")
     parser.add_argument("--no-ort", action="store_true", help="leave ONNX Runtime / OpenCV out")
@@ -739,10 +994,20 @@ def main():
     args = parser.parse_args()
     # Ascending, so that each framework worker's first batch-1 block comes before any larger batch and its
     # peak RSS then is the batch-1 figure (libalexnet runs a fresh process per block anyway).
-    args.batches = sorted(set(args.batches))
+    if args.max_block_seconds is None:
+        args.max_block_seconds = 300.0 if args.mode == "train" else 60.0
+    if args.mode == "train":
+        args.variants = args.variants or ["fashion", "torchvision"]
+        known = TRAIN_VARIANTS
+    else:
+        args.variants = args.variants or ["torchvision", "one-tower"]
+        args.batches = args.batches or [1, 8, 64]
+        known = ("torchvision", "one-tower", "paper")
+    if args.batches:
+        args.batches = sorted(set(args.batches))
     for v in args.variants:
-        if v not in ("torchvision", "one-tower", "paper"):
-            parser.error(f"unknown variant {v}")
+        if v not in known:
+            parser.error(f"unknown variant {v} for {args.mode}")
 
     # SIGTERM / SIGHUP (and SIGINT where a background shell ignored it) unwind through the finally blocks,
     # which stop the busy loop and the framework workers.
@@ -755,21 +1020,28 @@ def main():
         for path in args.from_json:
             with open(path) as f:
                 part = json.load(f)
-            old = report.get("compare")
+            olds = {mode: report.get(mode) for mode in ("compare", "train")}
             report.update(part)
-            if old and "compare" in part:
-                # two compare runs (say batches 1,8 and batch 64): keep both, batch by batch
+            for mode, old in olds.items():
+                if not (old and mode in part):
+                    continue
+                # two compare (or train) runs, say batches 1,8 and batch 64: keep both, batch by batch
+                new = part[mode]
                 merged = json.loads(json.dumps(old))
-                for variant, v in part["compare"]["variants"].items():
+                for variant, v in new["variants"].items():
                     mv = merged["variants"].setdefault(variant, v)
                     if mv is not v:
                         mv["batches"].update(v["batches"])
                         mv["skipped_lib_batches"].update(v["skipped_lib_batches"])
-                merged["batches"] = sorted(set(old["batches"]) | set(part["compare"]["batches"]))
-                merged["rounds"] = f"{old['rounds']}/{part['compare']['rounds']}"
-                merged["seconds"] = old.get("seconds", 0) + part["compare"].get("seconds", 0)
-                merged["loadavg_end"] = part["compare"].get("loadavg_end")
-                report["compare"] = merged
+                if mode == "compare":
+                    merged["batches"] = sorted(set(old["batches"]) | set(new["batches"]))
+                else:
+                    for variant, b in new["batches"].items():
+                        merged["batches"][variant] = sorted(set(merged["batches"].get(variant, [])) | set(b))
+                merged["rounds"] = f"{old['rounds']}/{new['rounds']}"
+                merged["seconds"] = old.get("seconds", 0) + new.get("seconds", 0)
+                merged["loadavg_end"] = new.get("loadavg_end")
+                report[mode] = merged
         report.pop("partial", None)
         print(render(report))
         return 0
@@ -801,6 +1073,8 @@ def main():
             save_partial()
         if args.mode in ("contention", "all"):
             report["contention"] = timed(run_contention)
+        if args.mode == "train":
+            report["train"] = timed(run_train)
     report["loadavg_end"] = loadavg()
     report["seconds"] = time.time() - started
     report["targets"] = [{"name": n, "measured": m, "goal": g, "met": ok} for n, m, g, ok in check_targets(report)]
@@ -826,7 +1100,7 @@ def render(report):
              f"load average {' '.join(report.get('loadavg_start') or [])} at the start, "
              f"{' '.join(report.get('loadavg_end') or [])} at the end; {report.get('seconds', 0):.0f} s in all.", ""]
     for mode, render_mode in (("sweep", markdown_sweep), ("compare", markdown_compare),
-                              ("contention", markdown_contention)):
+                              ("contention", markdown_contention), ("train", markdown_train)):
         if mode in report:
             r = report[mode]
             parts += [render_mode(r), ""]

@@ -5,6 +5,7 @@ variants that libalexnet runs. Run it with the interpreter that has the framewor
     /usr/bin/python3 bench/frameworks.py versions
     /usr/bin/python3 bench/frameworks.py export --variant torchvision --out /tmp/alexnet.onnx
     /usr/bin/python3 bench/frameworks.py worker torch --variant torchvision --threads 2
+    /usr/bin/python3 bench/frameworks.py worker torch-train --variant fashion --threads 2
     VENV/bin/python  bench/frameworks.py worker ort --variant torchvision --threads 2 --onnx /tmp/alexnet.onnx
     /usr/bin/python3 bench/frameworks.py worker opencv --variant torchvision --threads 2 --onnx /tmp/alexnet.onnx
 
@@ -13,6 +14,11 @@ stdin ({"batch": B, "warmup": W, "min_iterations": K, "max_iterations": M, "max_
 line of run times in milliseconds and its peak RSS so far; an empty line or {"quit": true} ends it. Keeping
 the worker alive lets compare.py interleave A B A B blocks without paying the framework's import each time.
 Weights are random (the frameworks' own initialisation): speed does not depend on their values.
+
+"torch-train" times training steps instead (compare.py train): the network in train() mode, SGD (lr 0.01,
+momentum 0.9, weight decay 5e-4), CrossEntropyLoss on the logits, and per step zero_grad + forward +
+backward + optimizer.step on random inputs and labels (four batches in turn, as bench/train_bench.c does).
+Its "fashion" variant is the network of examples/train_fashion_mnist.c on 1 x 28 x 28 images.
 
 Only the Python standard library is used here besides the framework being measured.
 """
@@ -23,16 +29,33 @@ import resource
 import sys
 import time
 
-VARIANTS = ("torchvision", "one-tower", "paper")
-INPUT_SIZE = {"torchvision": 224, "one-tower": 227, "paper": 227}
+VARIANTS = ("torchvision", "one-tower", "paper", "fashion")
+INPUT_SIZE = {"torchvision": 224, "one-tower": 227, "paper": 227, "fashion": 28}
+INPUT_CHANNELS = {"fashion": 1}  # 3 for the others
+TRAIN_BATCHES = 4  # random batches a training worker uses in turn
 
 
-def build_torch_model(variant):
-    """The PyTorch network for a libalexnet variant, followed by softmax as libalexnet computes it."""
-    import torch
+def build_torch_net(variant):
+    """The PyTorch network (logits) for a libalexnet variant."""
     from torch import nn
 
-    if variant == "torchvision":
+    if variant == "fashion":
+        # examples/train_fashion_mnist.c (make_model): five convolutions 32-64-96-96-64 with ReLU on
+        # 1 x 28 x 28 (conv1 5 x 5 / 1 pad 2, the others 3 x 3 / 1 pad 1), 3 x 3 / 2 max pooling after conv1,
+        # conv2 and conv5 (28 -> 13 -> 6 -> 2), then AlexNet's classifier at width 256 with dropout 0.5 before
+        # fc1 and fc2, 10 classes.
+        net = nn.Sequential(
+            nn.Conv2d(1, 32, 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+            nn.Conv2d(64, 96, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(96, 96, 3, padding=1), nn.ReLU(inplace=True),
+            nn.Conv2d(96, 64, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+            nn.Flatten(),
+            nn.Dropout(0.5), nn.Linear(64 * 2 * 2, 256), nn.ReLU(inplace=True),
+            nn.Dropout(0.5), nn.Linear(256, 256), nn.ReLU(inplace=True),
+            nn.Linear(256, 10),
+        )
+    elif variant == "torchvision":
         import torchvision
 
         try:
@@ -61,6 +84,14 @@ def build_torch_model(variant):
         )
     else:
         raise SystemExit(f"unknown variant {variant}")
+    return net
+
+
+def build_torch_model(variant):
+    """The PyTorch network for a libalexnet variant, followed by softmax as libalexnet computes it."""
+    from torch import nn
+
+    net = build_torch_net(variant)
     model = nn.Sequential(net, nn.Softmax(dim=1))
     model.eval()
     parameters = sum(p.numel() for p in net.parameters())
@@ -96,7 +127,7 @@ def export_onnx(variant, path, opset):
 
     model, _ = build_torch_model(variant)
     size = INPUT_SIZE[variant]
-    x = torch.randn(1, 3, size, size)
+    x = torch.randn(1, INPUT_CHANNELS.get(variant, 3), size, size)
     with torch.no_grad():
         torch.onnx.export(model, x, path, input_names=["input"], output_names=["probabilities"],
                           dynamic_axes={"input": {0: "batch"}, "probabilities": {0: "batch"}},
@@ -111,6 +142,7 @@ class TorchRunner:
         self.torch = torch
         self.model, self.parameters = build_torch_model(variant)
         self.size = INPUT_SIZE[variant]
+        self.channels = INPUT_CHANNELS.get(variant, 3)
         self.inputs = {}
         info = {"torch": torch.__version__, "threads": torch.get_num_threads(),
                 "mkldnn": bool(torch.backends.mkldnn.is_available())}
@@ -125,13 +157,62 @@ class TorchRunner:
     def input(self, batch):
         if batch not in self.inputs:
             g = self.torch.Generator().manual_seed(batch)
-            self.inputs[batch] = self.torch.randn(batch, 3, self.size, self.size, generator=g)
+            self.inputs[batch] = self.torch.randn(batch, self.channels, self.size, self.size, generator=g)
         return self.inputs[batch]
 
     def run(self, batch):
         x = self.input(batch)
         with self.torch.no_grad():
             self.model(x)
+
+
+class TorchTrainRunner:
+    """One training step per run(): zero_grad, forward, loss, backward, SGD step."""
+
+    def __init__(self, variant, threads):
+        import torch
+
+        torch.set_num_threads(threads)
+        self.torch = torch
+        self.model = build_torch_net(variant)
+        self.model.train()
+        self.parameters = sum(p.numel() for p in self.model.parameters())
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+        self.loss_fn = torch.nn.CrossEntropyLoss()
+        self.shape = (INPUT_CHANNELS.get(variant, 3), INPUT_SIZE[variant], INPUT_SIZE[variant])
+        self.classes = 10 if variant == "fashion" else 1000
+        self.inputs = {}
+        self.step = 0
+        self.last_loss = None
+        info = {"torch": torch.__version__, "threads": torch.get_num_threads(),
+                "mkldnn": bool(torch.backends.mkldnn.is_available()), "mode": "train",
+                "optimizer": "SGD(lr=0.01, momentum=0.9, weight_decay=5e-4)", "loss": "CrossEntropyLoss"}
+        try:
+            import torchvision
+
+            info["torchvision"] = torchvision.__version__
+        except ImportError:
+            pass
+        self.info = info
+
+    def input(self, batch):
+        if batch not in self.inputs:
+            g = self.torch.Generator().manual_seed(batch)
+            # random uint8 pixels scaled to about zero mean and unit deviation, and random labels
+            pixels = self.torch.randint(0, 256, (TRAIN_BATCHES, batch) + self.shape, generator=g)
+            x = (pixels.float() / 255.0 - 0.5) / 0.29
+            y = self.torch.randint(0, self.classes, (TRAIN_BATCHES, batch), generator=g)
+            self.inputs[batch] = [(x[i].contiguous(), y[i].contiguous()) for i in range(TRAIN_BATCHES)]
+        return self.inputs[batch]
+
+    def run(self, batch):
+        x, y = self.input(batch)[self.step % TRAIN_BATCHES]
+        self.step += 1
+        self.optimizer.zero_grad()
+        loss = self.loss_fn(self.model(x), y)
+        loss.backward()
+        self.optimizer.step()
+        self.last_loss = loss.item()
 
 
 class OrtRunner:
@@ -198,6 +279,8 @@ def worker(args):
     start = time.perf_counter()
     if args.framework == "torch":
         runner = TorchRunner(args.variant, args.threads)
+    elif args.framework == "torch-train":
+        runner = TorchTrainRunner(args.variant, args.threads)
     elif args.framework == "ort":
         runner = OrtRunner(args.variant, args.threads, args.onnx)
     elif args.framework == "opencv":
@@ -232,8 +315,10 @@ def worker(args):
             runner.run(batch)
             runs.append((time.perf_counter() - t0) * 1e3)
         maxrss, hwm = peak_rss_kib()
-        proto.write(json.dumps({"batch": batch, "runs_ms": runs, "ru_maxrss_kib": maxrss,
-                                "vm_hwm_kib": hwm}) + "\n")
+        reply = {"batch": batch, "runs_ms": runs, "ru_maxrss_kib": maxrss, "vm_hwm_kib": hwm}
+        if getattr(runner, "last_loss", None) is not None:
+            reply["last_loss"] = runner.last_loss
+        proto.write(json.dumps(reply) + "\n")
     return 0
 
 
@@ -246,7 +331,7 @@ def main():
     p.add_argument("--out", required=True)
     p.add_argument("--opset", type=int, default=13)
     p = sub.add_parser("worker")
-    p.add_argument("framework", choices=("torch", "ort", "opencv"))
+    p.add_argument("framework", choices=("torch", "torch-train", "ort", "opencv"))
     p.add_argument("--variant", choices=VARIANTS, default="torchvision")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--onnx")

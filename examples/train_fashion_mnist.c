@@ -25,6 +25,7 @@
  */
 #include <dirent.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -327,6 +328,10 @@ static int on_progress(void *user, const alexnet_train_progress *p)
 
 static void plot(const char *out_dir)
 {
+    /* Without gnuplot the shell exits at once and writing the script would raise SIGPIPE, killing the
+     * program (and the buffered report with it): a failed write is just a missing plot. */
+    fflush(stdout);
+    signal(SIGPIPE, SIG_IGN);
     FILE *gp = popen("gnuplot 2>/dev/null", "w");
     if (gp == NULL)
         return;

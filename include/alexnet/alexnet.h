@@ -478,7 +478,7 @@ typedef int (*alexnet_progress_fn)(void *user, const alexnet_train_progress *pro
 typedef struct alexnet_trainer_options {
     size_t struct_size;
     /* Execution, as in alexnet_context_options. "auto" (without ALEXNET_BACKEND set) and "cpu" pick the
-     * best available backend that implements the training ops (the reference backend does); a backend named
+     * best available backend that implements the training ops (cpu-simd and reference do); a backend named
      * here or in ALEXNET_BACKEND that cannot train fails creation with ALEXNET_E_UNSUPPORTED. */
     const char *backend;          /* "auto" */
     uint32_t num_threads;         /* 1 */

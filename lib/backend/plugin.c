@@ -296,3 +296,8 @@ const an_backend *an_plugin_backend_get(size_t index)
 {
     return index < an_plugin_backend_count() ? an_plugins[index].backend : NULL;
 }
+
+int an_plugin_backend_loaded(size_t index)
+{
+    return index < an_plugin_backend_count() && an_plugins[index].handle != NULL;
+}

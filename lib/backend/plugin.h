@@ -51,5 +51,8 @@ typedef const an_backend *(*an_plugin_entry_fn)(const an_plugin_host *host, cons
  * reason (not found, dlopen error, API mismatch). The first call loads everything. */
 size_t an_plugin_backend_count(void);
 const an_backend *an_plugin_backend_get(size_t index);
+/* Nonzero when entry `index` is a module's own table; 0 for a stand-in (a module looked for or found that
+ * could not be loaded). Says nothing about devices: that is the backend's probe. */
+int an_plugin_backend_loaded(size_t index);
 
 #endif

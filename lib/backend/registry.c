@@ -1,4 +1,5 @@
-/* The backend registry: built-in backends now; GPU plugins will register here after dlopen. */
+/* The backend registry: the built-in backends, then the plugins lib/backend/plugin.c loaded. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,6 +47,25 @@ static const an_backend *an_backend_best(const char *kind)
     return best;
 }
 
+/* The names a request may use, from the registry itself (so the list cannot go stale): the built-in
+ * backends and loaded modules, then the modules that were looked for or found but could not be loaded
+ * (their reason is in alexnet_backend_get_info). */
+static void an_backend_names(char *text, size_t size)
+{
+    size_t used = (size_t)snprintf(text, size, "known: auto, cpu");
+    for (int loaded = 1; loaded >= 0; loaded--) {
+        int first = 1;
+        for (size_t i = 0; i < an_backend_registry_count() && used < size; i++) {
+            int is_plugin = i >= AN_BUILTIN_BACKEND_COUNT;
+            if ((!is_plugin || an_plugin_backend_loaded(i - AN_BUILTIN_BACKEND_COUNT)) != loaded)
+                continue;
+            const char *separator = !first ? ", " : loaded ? ", " : "; plugin modules not loaded: ";
+            used += (size_t)snprintf(text + used, size - used, "%s%s", separator, an_backend_registry_get(i)->name);
+            first = 0;
+        }
+    }
+}
+
 static alexnet_status an_backend_by_name(const char *name, const char *source, const an_backend **out)
 {
     if (strcmp(name, "auto") == 0) {
@@ -66,8 +86,9 @@ static alexnet_status an_backend_by_name(const char *name, const char *source, c
             *out = candidate;
             return ALEXNET_OK;
         }
-        return an_error(ALEXNET_E_NOT_FOUND, "%sno backend named \"%s\" (known: auto, cpu, reference, cpu-simd)",
-                        source, name);
+        char names[320];
+        an_backend_names(names, sizeof names);
+        return an_error(ALEXNET_E_NOT_FOUND, "%sno backend named \"%.64s\" (%s)", source, name, names);
     }
     if (*out == NULL)
         return an_error(ALEXNET_E_UNSUPPORTED, "%sno usable backend for \"%s\"", source, name);

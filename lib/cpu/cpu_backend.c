@@ -3,8 +3,10 @@
  * The instruction set is chosen once per process (an_cpu_select_isa: the best one this CPU runs and this
  * build compiled, or ALEXNET_CPU_ISA). Host memory, synchronous ops. Conv weights are repacked once per
  * context into the GEMM microkernel's panels (biases folded in); FC weights are aliased, never copied (they
- * are most of the model's bytes). prepare() sizes the one scratch block the convolutions need, and only
- * ever grows it, so the ops allocate nothing. */
+ * are most of the model's bytes). prepare() sizes the one scratch block the convolutions and the training
+ * ops need, and only ever grows it, so the ops allocate nothing. Training (cpu_train.c): weights_bind packs
+ * the trainer's parameter buffers into the same handles weights_create makes, weights_refresh re-packs them
+ * after an update. */
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -161,35 +163,51 @@ static alexnet_status an_cpu_download(an_backend_context *context, const an_buff
 
 /* ---- weights ---- */
 
+/* A weights handle that reads the row-major FC weights in place (the model's, or a trainer's parameter
+ * buffer): the forward FC kernels take PyTorch's layout as it is. */
+static alexnet_status an_cpu_fc_alias(an_backend_context *context, const an_fc_desc *fc, const float *weight,
+                                      const float *bias, an_buffer **out)
+{
+    an_buffer *buffer = an_alloc(&context->allocator, sizeof *buffer, "weights buffer");
+    if (buffer == NULL)
+        return ALEXNET_E_OUT_OF_MEMORY;
+    memset(buffer, 0, sizeof *buffer);
+    buffer->data = (float *)(uintptr_t)weight;
+    buffer->bytes = (size_t)fc->out_features * fc->in_features * sizeof(float);
+    buffer->bias = bias;
+    buffer->kind = AN_OP_FULLY_CONNECTED;
+    *out = buffer;
+    return ALEXNET_OK;
+}
+
+/* Conv weights in the layout the forward path reads: Winograd-transformed panels for 3x3 stride 1, GEMM
+ * panels otherwise (biases folded in). Writes into `packed` when non-NULL (a refresh), else sizes only. */
+static size_t an_cpu_conv_pack(const an_backend_context *context, const an_conv_desc *conv, const float *weight,
+                               const float *bias, float *packed)
+{
+    if (an_conv_uses_winograd(conv)) {
+        an_wino_geometry w;
+        an_wino_geometry_init(&w, conv, context->kernels);
+        if (packed != NULL)
+            an_wino_pack_weights(&w, weight, bias, packed);
+        return an_wino_packed_floats(&w);
+    }
+    an_conv_geometry g;
+    an_conv_geometry_init(&g, conv, context->kernels);
+    if (packed != NULL)
+        an_conv_pack_weights(&g, weight, bias, packed);
+    return an_conv_packed_floats(&g);
+}
+
 static alexnet_status an_cpu_weights_create(an_backend_context *context, const an_op_desc *desc,
                                             const float *weight, const float *bias, an_buffer **out)
 {
-    if (desc->kind == AN_OP_FULLY_CONNECTED) {
-        an_buffer *buffer = an_alloc(&context->allocator, sizeof *buffer, "weights buffer");
-        if (buffer == NULL)
-            return ALEXNET_E_OUT_OF_MEMORY;
-        memset(buffer, 0, sizeof *buffer);
-        /* The model is immutable and outlives the context: the kernels read its [out][in] array in place. */
-        buffer->data = (float *)(uintptr_t)weight;
-        buffer->bytes = (size_t)desc->u.fc.out_features * desc->u.fc.in_features * sizeof(float);
-        buffer->bias = bias;
-        buffer->kind = AN_OP_FULLY_CONNECTED;
-        *out = buffer;
-        return ALEXNET_OK;
-    }
+    /* The model is immutable and outlives the context: the FC kernels read its [out][in] array in place. */
+    if (desc->kind == AN_OP_FULLY_CONNECTED)
+        return an_cpu_fc_alias(context, &desc->u.fc, weight, bias, out);
     if (desc->kind != AN_OP_CONV2D)
         return an_error(ALEXNET_E_BACKEND, "cpu-simd: weights for op kind %d", (int)desc->kind);
-    const int winograd = an_conv_uses_winograd(&desc->u.conv);
-    an_conv_geometry g;
-    an_wino_geometry w;
-    size_t floats;
-    if (winograd) {
-        an_wino_geometry_init(&w, &desc->u.conv, context->kernels);
-        floats = an_wino_packed_floats(&w);
-    } else {
-        an_conv_geometry_init(&g, &desc->u.conv, context->kernels);
-        floats = an_conv_packed_floats(&g);
-    }
+    const size_t floats = an_cpu_conv_pack(context, &desc->u.conv, NULL, NULL, NULL);
     size_t bytes;
     if (an_mul_overflow_size(floats, sizeof(float), &bytes))
         return an_error(ALEXNET_E_OUT_OF_MEMORY, "cpu-simd: packed conv weights overflow");
@@ -197,13 +215,34 @@ static alexnet_status an_cpu_weights_create(an_backend_context *context, const a
     alexnet_status status = an_cpu_buffer_new(context, bytes, &buffer);
     if (status != ALEXNET_OK)
         return status;
-    if (winograd)
-        an_wino_pack_weights(&w, weight, bias, buffer->data);
-    else
-        an_conv_pack_weights(&g, weight, bias, buffer->data);
+    an_cpu_conv_pack(context, &desc->u.conv, weight, bias, buffer->data);
     buffer->kind = AN_OP_CONV2D;
     buffer->conv = desc->u.conv;
     *out = buffer;
+    return ALEXNET_OK;
+}
+
+/* Training: the same handles as weights_create over the trainer's parameter buffers. Conv weights are packed
+ * into an owned copy (re-packed by weights_refresh after each update); FC handles alias the buffers. */
+static alexnet_status an_cpu_weights_bind(an_backend_context *context, const an_op_desc *desc,
+                                          const an_buffer *weight, const an_buffer *bias, an_buffer **out)
+{
+    return an_cpu_weights_create(context, desc, weight->data, bias->data, out);
+}
+
+static alexnet_status an_cpu_weights_refresh(an_backend_context *context, const an_op_desc *desc,
+                                             const an_buffer *weight, const an_buffer *bias, an_buffer *weights)
+{
+    if (desc->kind == AN_OP_FULLY_CONNECTED && weights->kind == AN_OP_FULLY_CONNECTED) {
+        weights->data = weight->data; /* aliased: it already sees the update */
+        weights->bias = bias->data;
+        return ALEXNET_OK;
+    }
+    if (desc->kind != AN_OP_CONV2D || weights->kind != AN_OP_CONV2D ||
+        an_cpu_conv_pack(context, &desc->u.conv, NULL, NULL, NULL) * sizeof(float) != weights->bytes)
+        return an_error(ALEXNET_E_BACKEND, "cpu-simd: weights_refresh on a handle bound for another op");
+    an_cpu_conv_pack(context, &desc->u.conv, weight->data, bias->data, weights->data);
+    weights->conv = desc->u.conv;
     return ALEXNET_OK;
 }
 
@@ -232,9 +271,19 @@ static alexnet_status an_cpu_prepare(an_backend_context *context, const an_op_de
         if (needed > slots)
             slots = needed;
     }
+    size_t col_floats, gemm_floats;
+    an_cpu_train_scratch_floats(context, ops, count, &col_floats, &gemm_floats);
+    /* only ever grown, like the convolution slots: a plan prepared earlier stays runnable */
+    col_floats = col_floats > context->train_col_floats ? col_floats : context->train_col_floats;
+    gemm_floats = gemm_floats > context->train_gemm_floats ? gemm_floats : context->train_gemm_floats;
     size_t floats;
-    if (an_mul_overflow_size(slot_floats, slots, &floats) || floats > SIZE_MAX / sizeof(float))
+    if (an_mul_overflow_size(slot_floats, slots, &floats) || floats > SIZE_MAX / sizeof(float) ||
+        col_floats > SIZE_MAX / sizeof(float) - gemm_floats ||
+        col_floats + gemm_floats > SIZE_MAX / sizeof(float))
         return an_error(ALEXNET_E_OUT_OF_MEMORY, "cpu-simd: convolution scratch size overflows");
+    /* the forward slots and the training buffers share the block: no op of one kind runs inside the other */
+    if (col_floats + gemm_floats > floats)
+        floats = col_floats + gemm_floats;
     if (floats > context->scratch_floats) {
         float *scratch = an_alloc(&context->allocator, floats * sizeof(float), "cpu-simd convolution scratch");
         if (scratch == NULL)
@@ -245,6 +294,8 @@ static alexnet_status an_cpu_prepare(an_backend_context *context, const an_op_de
     }
     context->slot_floats = slot_floats;
     context->prepared_slots = slots;
+    context->train_col_floats = col_floats;
+    context->train_gemm_floats = gemm_floats;
     return ALEXNET_OK;
 }
 
@@ -321,6 +372,88 @@ static alexnet_status an_cpu_sync(an_backend_context *context)
     return ALEXNET_OK;
 }
 
+/* ---- training ops (cpu_train.c) ---- */
+
+static alexnet_status an_cpu_conv2d_backward_data_op(an_backend_context *context, const an_conv_desc *desc,
+                                                     const an_buffer *grad_out, const an_buffer *weight,
+                                                     an_buffer *grad_in)
+{
+    return an_cpu_conv2d_backward_data(context, desc, grad_out->data, weight->data, grad_in->data);
+}
+
+static alexnet_status an_cpu_conv2d_backward_weights_op(an_backend_context *context, const an_conv_desc *desc,
+                                                        const an_buffer *in, const an_buffer *grad_out,
+                                                        an_buffer *grad_weight, an_buffer *grad_bias)
+{
+    return an_cpu_conv2d_backward_weights(context, desc, in->data, grad_out->data, grad_weight->data,
+                                          grad_bias->data);
+}
+
+static alexnet_status an_cpu_max_pool_backward_op(an_backend_context *context, const an_pool_desc *desc,
+                                                  const an_buffer *in, const an_buffer *grad_out,
+                                                  an_buffer *grad_in)
+{
+    an_cpu_max_pool2d_backward(context, desc, in->data, grad_out->data, grad_in->data);
+    return ALEXNET_OK;
+}
+
+static alexnet_status an_cpu_avg_pool_backward_op(an_backend_context *context, const an_pool_desc *desc,
+                                                  const an_buffer *grad_out, an_buffer *grad_in)
+{
+    an_cpu_adaptive_avg_pool2d_backward(context, desc, grad_out->data, grad_in->data);
+    return ALEXNET_OK;
+}
+
+static alexnet_status an_cpu_lrn_backward_op(an_backend_context *context, const an_lrn_desc *desc,
+                                             const an_buffer *in, const an_buffer *out, const an_buffer *grad_out,
+                                             an_buffer *grad_in)
+{
+    an_cpu_lrn_backward(context, desc, in->data, out->data, grad_out->data, grad_in->data);
+    return ALEXNET_OK;
+}
+
+static alexnet_status an_cpu_fc_backward_data_op(an_backend_context *context, const an_fc_desc *desc,
+                                                 const an_buffer *grad_out, const an_buffer *weight,
+                                                 an_buffer *grad_in)
+{
+    return an_cpu_fc_backward_data(context, desc, grad_out->data, weight->data, grad_in->data);
+}
+
+static alexnet_status an_cpu_fc_backward_weights_op(an_backend_context *context, const an_fc_desc *desc,
+                                                    const an_buffer *in, const an_buffer *grad_out,
+                                                    an_buffer *grad_weight, an_buffer *grad_bias)
+{
+    return an_cpu_fc_backward_weights(context, desc, in->data, grad_out->data, grad_weight->data, grad_bias->data);
+}
+
+static alexnet_status an_cpu_relu_backward_op(an_backend_context *context, size_t count, const an_buffer *out,
+                                              const an_buffer *grad_out, an_buffer *grad_in)
+{
+    an_cpu_relu_backward(context, count, out->data, grad_out->data, grad_in->data);
+    return ALEXNET_OK;
+}
+
+static alexnet_status an_cpu_dropout_backward_op(an_backend_context *context, size_t count, float rate,
+                                                 uint64_t seed, const an_buffer *grad_out, an_buffer *grad_in)
+{
+    an_cpu_dropout_backward(context, count, rate, seed, grad_out->data, grad_in->data);
+    return ALEXNET_OK;
+}
+
+static alexnet_status an_cpu_softmax_cross_entropy_op(an_backend_context *context, const an_softmax_desc *desc,
+                                                      const an_buffer *logits, const an_buffer *labels,
+                                                      an_buffer *grad_logits, an_buffer *losses)
+{
+    return an_cpu_softmax_cross_entropy(context, desc, logits->data, labels->data, grad_logits->data, losses->data);
+}
+
+static alexnet_status an_cpu_sgd_update_op(an_backend_context *context, const an_sgd_desc *desc, an_buffer *param,
+                                           const an_buffer *grad, an_buffer *velocity)
+{
+    an_cpu_sgd_update(context, desc, param->data, grad->data, velocity->data);
+    return ALEXNET_OK;
+}
+
 const an_backend an_cpu_simd_backend = {
     .api_version = AN_BACKEND_API_VERSION,
     .name = "cpu-simd",
@@ -345,4 +478,17 @@ const an_backend an_cpu_simd_backend = {
     .dropout = an_cpu_dropout_op,
     .softmax = an_cpu_softmax_op,
     .sync = an_cpu_sync,
+    .weights_bind = an_cpu_weights_bind,
+    .weights_refresh = an_cpu_weights_refresh,
+    .conv2d_backward_data = an_cpu_conv2d_backward_data_op,
+    .conv2d_backward_weights = an_cpu_conv2d_backward_weights_op,
+    .max_pool2d_backward = an_cpu_max_pool_backward_op,
+    .adaptive_avg_pool2d_backward = an_cpu_avg_pool_backward_op,
+    .lrn_backward = an_cpu_lrn_backward_op,
+    .fully_connected_backward_data = an_cpu_fc_backward_data_op,
+    .fully_connected_backward_weights = an_cpu_fc_backward_weights_op,
+    .relu_backward = an_cpu_relu_backward_op,
+    .dropout_backward = an_cpu_dropout_backward_op,
+    .softmax_cross_entropy = an_cpu_softmax_cross_entropy_op,
+    .sgd_update = an_cpu_sgd_update_op,
 };

@@ -2,7 +2,9 @@
  *   cpu_backend.c  the an_backend table: contexts, buffers, weights, prepare(), op dispatch;
  *   cpu_conv.c     convolution: weight packing, im2col packing, cache blocking and the thread split;
  *   cpu_winograd.c 3x3 stride-1 convolutions by Winograd F(2x2, 3x3) over the same GEMM microkernel;
- *   cpu_ops.c      fully connected, pooling, LRN, softmax, ReLU and dropout drivers.
+ *   cpu_ops.c      fully connected, pooling, LRN, softmax, ReLU and dropout drivers;
+ *   cpu_train.c    the training ops: a packed GEMM driver for the conv / FC gradients, the other backward
+ *                  ops and the SGD update.
  * The ISA-specific work is all in the kernel table (cpu/kernels/kernels.h) these drivers call. */
 #ifndef AN_CPU_CPU_BACKEND_H
 #define AN_CPU_CPU_BACKEND_H
@@ -36,6 +38,10 @@ struct an_backend_context {
     size_t prepared_slots;
     size_t scratch_floats; /* allocated */
     size_t slot_floats;    /* per slot, a multiple of 16 so every slot stays 64-byte aligned */
+    /* The training ops use the same block (they never run during a forward op): a col buffer of
+     * train_col_floats (one image's im2col of the largest prepared conv), then train_gemm_floats of GEMM
+     * packing slots, one per thread. Both multiples of 16. */
+    size_t train_col_floats, train_gemm_floats;
 };
 
 /* ---- convolution (cpu_conv.c) ---- */
@@ -94,6 +100,36 @@ void an_cpu_softmax(an_backend_context *context, const an_softmax_desc *desc, co
 void an_cpu_relu(an_backend_context *context, size_t count, const float *in, float *out);
 void an_cpu_dropout(an_backend_context *context, size_t count, float rate, uint64_t seed, const float *in,
                     float *out);
+
+/* ---- training (cpu_train.c) ---- */
+
+/* What the training ops need for the given plan ops: the col buffer (largest conv's one-image im2col) and the
+ * GEMM packing slots (when any conv or FC is among them), in floats. */
+void an_cpu_train_scratch_floats(const an_backend_context *context, const an_op_desc *ops, size_t count,
+                                 size_t *col_floats, size_t *gemm_floats);
+alexnet_status an_cpu_conv2d_backward_data(an_backend_context *context, const an_conv_desc *desc,
+                                           const float *grad_out, const float *weight, float *grad_in);
+alexnet_status an_cpu_conv2d_backward_weights(an_backend_context *context, const an_conv_desc *desc, const float *in,
+                                              const float *grad_out, float *grad_weight, float *grad_bias);
+alexnet_status an_cpu_fc_backward_data(an_backend_context *context, const an_fc_desc *desc, const float *grad_out,
+                                       const float *weight, float *grad_in);
+alexnet_status an_cpu_fc_backward_weights(an_backend_context *context, const an_fc_desc *desc, const float *in,
+                                          const float *grad_out, float *grad_weight, float *grad_bias);
+void an_cpu_max_pool2d_backward(an_backend_context *context, const an_pool_desc *desc, const float *in,
+                                const float *grad_out, float *grad_in);
+void an_cpu_adaptive_avg_pool2d_backward(an_backend_context *context, const an_pool_desc *desc,
+                                         const float *grad_out, float *grad_in);
+void an_cpu_lrn_backward(an_backend_context *context, const an_lrn_desc *desc, const float *in, const float *out,
+                         const float *grad_out, float *grad_in);
+void an_cpu_relu_backward(an_backend_context *context, size_t count, const float *out, const float *grad_out,
+                          float *grad_in);
+void an_cpu_dropout_backward(an_backend_context *context, size_t count, float rate, uint64_t seed,
+                             const float *grad_out, float *grad_in);
+alexnet_status an_cpu_softmax_cross_entropy(an_backend_context *context, const an_softmax_desc *desc,
+                                            const float *logits, const float *labels, float *grad_logits,
+                                            float *losses);
+void an_cpu_sgd_update(an_backend_context *context, const an_sgd_desc *desc, float *param, const float *grad,
+                       float *velocity);
 
 /* Split [0, count) into about `target` chunks whose size is a multiple of `align` (except the last).
  * Returns the chunk size (>= align, or count when smaller). */

@@ -148,7 +148,8 @@ alexnet_status an_trainer_check_backend(const an_backend *b)
         memcpy(&fn, (const char *)b + ops[i].offset, sizeof fn);
         if (fn == NULL)
             return an_error(ALEXNET_E_UNSUPPORTED,
-                            "backend \"%s\" cannot train: it does not implement %s (use backend \"reference\")",
+                            "backend \"%s\" cannot train: it does not implement %s "
+                            "(use backend \"cpu\" or \"reference\")",
                             b->name, ops[i].name);
     }
     return ALEXNET_OK;

@@ -125,6 +125,56 @@ static void assert_fallback(const alexnet_model *model, const char *name, const 
                   "message \"%s\" does not name %s and say \"%s\"", alexnet_last_error(), name, message_part);
 }
 
+/* Whether `name` is an item of the ", "-separated list text[0 .. length). */
+static int list_has(const char *text, size_t length, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *item = text; item < text + length;) {
+        const char *end = strstr(item, ", ");
+        size_t item_length = end != NULL && end < text + length ? (size_t)(end - item) : (size_t)(text + length - item);
+        if (item_length == n && strncmp(item, name, n) == 0)
+            return 1;
+        item += item_length + 2;
+    }
+    return 0;
+}
+
+/* An unknown name fails with NOT_FOUND, and the message lists the registry as this process has it (not a
+ * fixed list): every name of `known` (NULL-terminated) among the names a request may use, every name of
+ * `not_loaded` (and none of `known`) among the plugin modules that were looked for or found but could not be
+ * loaded. */
+static void assert_unknown_name_message(const alexnet_model *model, const char *const *known,
+                                        const char *const *not_loaded)
+{
+    char landed[64];
+    ck_assert_int_eq(try_context(model, "no-such-backend", landed, sizeof landed), ALEXNET_E_NOT_FOUND);
+    const char *message = alexnet_last_error();
+    printf("[%s] unknown name: %s\n", scenario, message);
+    const char *known_list = strstr(message, "(known: ");
+    ck_assert_msg(known_list != NULL, "\"%s\" has no list of known names", message);
+    known_list += strlen("(known: ");
+    const char *not_loaded_list = strstr(known_list, "; plugin modules not loaded: ");
+    const char *close = strrchr(known_list, ')');
+    ck_assert_msg(close != NULL, "\"%s\" is cut short", message);
+    const char *known_end = not_loaded_list != NULL ? not_loaded_list : close;
+    ck_assert(list_has(known_list, (size_t)(known_end - known_list), "auto"));
+    ck_assert(list_has(known_list, (size_t)(known_end - known_list), "cpu"));
+    for (size_t i = 0; known[i] != NULL; i++)
+        ck_assert_msg(list_has(known_list, (size_t)(known_end - known_list), known[i]),
+                      "\"%s\" does not list %s as known", message, known[i]);
+    if (not_loaded_list == NULL) {
+        ck_assert_msg(not_loaded[0] == NULL, "\"%s\" lists no module that did not load", message);
+        return;
+    }
+    not_loaded_list += strlen("; plugin modules not loaded: ");
+    for (size_t i = 0; known[i] != NULL; i++)
+        ck_assert_msg(!list_has(not_loaded_list, (size_t)(close - not_loaded_list), known[i]),
+                      "\"%s\" lists %s as not loaded", message, known[i]);
+    for (size_t i = 0; not_loaded[i] != NULL; i++)
+        ck_assert_msg(list_has(not_loaded_list, (size_t)(close - not_loaded_list), not_loaded[i]),
+                      "\"%s\" does not list %s as not loaded", message, not_loaded[i]);
+}
+
 START_TEST(scenario_missing)
 {
     print_backends();
@@ -133,6 +183,8 @@ START_TEST(scenario_missing)
     alexnet_model *model = tiny_model();
     assert_fallback(model, "cuda", "not found");
     assert_fallback(model, "opencl", "ALEXNET_BACKEND_PATH");
+    assert_unknown_name_message(model, (const char *const[]){"reference", "cpu-simd", NULL},
+                                (const char *const[]){"opencl", "cuda", NULL});
     /* Unavailable backends contribute no devices. */
     for (size_t i = 0; i < alexnet_device_count(); i++) {
         alexnet_device_info info;
@@ -162,6 +214,9 @@ START_TEST(scenario_fakes)
     ck_assert_int_eq(try_context(model, "fake:1", landed, sizeof landed), ALEXNET_E_BACKEND);
     ck_assert_str_eq(alexnet_last_error(), "fake: refusing to create a context on device 1");
     ck_assert_int_eq(try_context(model, "fake:2", landed, sizeof landed), ALEXNET_E_NOT_FOUND);
+    /* Modules found on the search path are listed by their file's name, loaded or not. */
+    assert_unknown_name_message(model, (const char *const[]){"reference", "cpu-simd", "fake", NULL},
+                                (const char *const[]){"opencl", "cuda", "fakeold", "fakenoentry", "fakerefuse", NULL});
     /* Its low score keeps "auto" on the CPU. */
     ck_assert_int_eq(try_context(model, "auto", landed, sizeof landed), ALEXNET_OK);
     ck_assert(find_backend(landed, &info) && strcmp(info.kind, "cpu") == 0);
@@ -225,6 +280,7 @@ START_TEST(scenario_opencl)
     ck_assert_msg(try_context(model, "opencl:0", landed, sizeof landed) == ALEXNET_OK, "%s", alexnet_last_error());
     ck_assert_str_eq(landed, "opencl");
     ck_assert_int_eq(try_context(model, "opencl:99", landed, sizeof landed), ALEXNET_E_NOT_FOUND);
+    assert_unknown_name_message(model, (const char *const[]){"reference", "opencl", NULL}, (const char *const[]){NULL});
     ck_assert_int_eq(try_context(model, "auto", landed, sizeof landed), ALEXNET_OK);
     if (gpu_devices == 0) {
         ck_assert_msg(info.score < 10, "an OpenCL CPU device scores %d", info.score);

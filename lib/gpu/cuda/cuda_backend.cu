@@ -653,33 +653,66 @@ static alexnet_status an_cuda_launch_check(const char *what)
     return error == cudaSuccess ? ALEXNET_OK : an_cuda_fail(error, what);
 }
 
+/* What all three conv runners derive from a desc: per group, M output channels, K = taps (cin_g * k * k) and
+ * P output pixels per image; rows = the im2col rows of all groups; chunk = images per im2col pass. */
+typedef struct an_conv_shape {
+    int groups, k, M, K, P;
+    long long rows;
+    uint32_t chunk;
+} an_conv_shape;
+
+static alexnet_status an_conv_shape_of(const an_backend_context *c, const an_conv_desc *d, an_conv_shape *s)
+{
+    s->groups = (int)d->groups;
+    s->k = (int)d->kernel_size;
+    s->M = (int)(d->out_channels / d->groups);
+    s->K = (int)(d->in_channels / d->groups) * s->k * s->k;
+    s->P = (int)(d->out_height * d->out_width);
+    s->rows = (long long)d->in_channels * s->k * s->k;
+    s->chunk = an_conv_chunk(d, c->scratch_bytes);
+    if (s->chunk == 0)
+        return an_error(ALEXNET_E_STATE, "cuda: internal: the im2col scratch holds no image");
+    return ALEXNET_OK;
+}
+
+/* Images in the chunk that starts at image `first` (the last chunk may be short). */
+static uint32_t an_chunk_images(const an_conv_desc *d, const an_conv_shape *s, uint32_t first)
+{
+    return d->batch - first < s->chunk ? d->batch - first : s->chunk;
+}
+
+/* im2col of images [first, first + images) of `in` into the scratch. */
+static alexnet_status an_im2col(an_backend_context *c, const an_conv_desc *d, const an_conv_shape *s, const float *in,
+                                uint32_t first, uint32_t images)
+{
+    an_k_im2col<<<an_blocks((long long)images * s->rows * s->P), AN_CUDA_THREADS, 0, c->stream>>>(
+        in, c->scratch, (int)images, (int)first, (int)d->in_channels, (int)d->in_height, (int)d->in_width, s->k,
+        (int)d->stride, (int)d->padding, (int)d->out_height, (int)d->out_width);
+    return an_cuda_launch_check("im2col");
+}
+
 static alexnet_status an_run_conv(an_backend_context *c, const an_conv_desc *d, const float *in, const float *w,
                                   const float *bias, float *out)
 {
-    const int groups = (int)d->groups, k = (int)d->kernel_size;
-    const int M = (int)(d->out_channels / d->groups), cin_g = (int)(d->in_channels / d->groups);
-    const int K = cin_g * k * k, P = (int)(d->out_height * d->out_width);
-    const long long rows = (long long)d->in_channels * k * k;
-    const uint32_t chunk = an_conv_chunk(d, c->scratch_bytes);
+    an_conv_shape s;
+    alexnet_status status = an_conv_shape_of(c, d, &s);
+    if (status != ALEXNET_OK)
+        return status;
+    const int M = s.M, K = s.K, P = s.P;
     const float one = 1.0f, zero = 0.0f;
-    if (chunk == 0)
-        return an_error(ALEXNET_E_STATE, "cuda: internal: the im2col scratch holds no image");
-    for (uint32_t first = 0; first < d->batch; first += chunk) {
-        const uint32_t images = d->batch - first < chunk ? d->batch - first : chunk;
-        an_k_im2col<<<an_blocks((long long)images * rows * P), AN_CUDA_THREADS, 0, c->stream>>>(
-            in, c->scratch, (int)images, (int)first, (int)d->in_channels, (int)d->in_height, (int)d->in_width, k,
-            (int)d->stride, (int)d->padding, (int)d->out_height, (int)d->out_width);
-        alexnet_status status = an_cuda_launch_check("im2col");
+    for (uint32_t first = 0; first < d->batch; first += s.chunk) {
+        const uint32_t images = an_chunk_images(d, &s, first);
+        status = an_im2col(c, d, &s, in, first, images);
         if (status != ALEXNET_OK)
             return status;
-        for (int g = 0; g < groups; g++) {
+        for (int g = 0; g < s.groups; g++) {
             /* Row-major C_i (M x P) = W_g (M x K) B_i (K x P), as column-major C^T = B^T W_g^T. */
-            cublasStatus_t s = an_cuda.blas.sgemm_batched(
-                c->blas, CUBLAS_OP_N, CUBLAS_OP_N, P, M, K, &one, c->scratch + (long long)g * K * P, P, rows * P,
+            cublasStatus_t st = an_cuda.blas.sgemm_batched(
+                c->blas, CUBLAS_OP_N, CUBLAS_OP_N, P, M, K, &one, c->scratch + (long long)g * K * P, P, s.rows * P,
                 w + (long long)g * M * K, K, 0, &zero, out + ((long long)first * d->out_channels + g * M) * P, P,
                 (long long)d->out_channels * P, (int)images);
-            if (s != CUBLAS_STATUS_SUCCESS)
-                return an_cublas_fail(s, "conv SGEMM");
+            if (st != CUBLAS_STATUS_SUCCESS)
+                return an_cublas_fail(st, "conv SGEMM");
         }
     }
     const long long count = (long long)d->batch * d->out_channels * P;
@@ -691,30 +724,28 @@ static alexnet_status an_run_conv(an_backend_context *c, const an_conv_desc *d, 
 static alexnet_status an_run_conv_backward_data(an_backend_context *c, const an_conv_desc *d, const float *grad_out,
                                                 const float *w, float *grad_in)
 {
-    const int groups = (int)d->groups, k = (int)d->kernel_size;
-    const int M = (int)(d->out_channels / d->groups), cin_g = (int)(d->in_channels / d->groups);
-    const int K = cin_g * k * k, P = (int)(d->out_height * d->out_width);
-    const long long rows = (long long)d->in_channels * k * k;
-    const uint32_t chunk = an_conv_chunk(d, c->scratch_bytes);
+    an_conv_shape s;
+    alexnet_status status = an_conv_shape_of(c, d, &s);
+    if (status != ALEXNET_OK)
+        return status;
+    const int M = s.M, K = s.K, P = s.P;
     const float one = 1.0f, zero = 0.0f;
-    if (chunk == 0)
-        return an_error(ALEXNET_E_STATE, "cuda: internal: the im2col scratch holds no image");
-    for (uint32_t first = 0; first < d->batch; first += chunk) {
-        const uint32_t images = d->batch - first < chunk ? d->batch - first : chunk;
-        for (int g = 0; g < groups; g++) {
+    for (uint32_t first = 0; first < d->batch; first += s.chunk) {
+        const uint32_t images = an_chunk_images(d, &s, first);
+        for (int g = 0; g < s.groups; g++) {
             /* col_i (K x P) = W_g^T grad_out_i, as column-major col^T (P x K) = grad_out_i^T W_g. */
-            cublasStatus_t s = an_cuda.blas.sgemm_batched(
+            cublasStatus_t st = an_cuda.blas.sgemm_batched(
                 c->blas, CUBLAS_OP_N, CUBLAS_OP_T, P, K, M, &one,
                 grad_out + ((long long)first * d->out_channels + g * M) * P, P, (long long)d->out_channels * P,
-                w + (long long)g * M * K, K, 0, &zero, c->scratch + (long long)g * K * P, P, rows * P, (int)images);
-            if (s != CUBLAS_STATUS_SUCCESS)
-                return an_cublas_fail(s, "conv backward-data SGEMM");
+                w + (long long)g * M * K, K, 0, &zero, c->scratch + (long long)g * K * P, P, s.rows * P, (int)images);
+            if (st != CUBLAS_STATUS_SUCCESS)
+                return an_cublas_fail(st, "conv backward-data SGEMM");
         }
         an_k_col2im<<<an_blocks((long long)images * d->in_channels * d->in_height * d->in_width), AN_CUDA_THREADS, 0,
                       c->stream>>>(c->scratch, grad_in, (int)images, (int)first, (int)d->in_channels,
-                                   (int)d->in_height, (int)d->in_width, k, (int)d->stride, (int)d->padding,
+                                   (int)d->in_height, (int)d->in_width, s.k, (int)d->stride, (int)d->padding,
                                    (int)d->out_height, (int)d->out_width);
-        alexnet_status status = an_cuda_launch_check("col2im");
+        status = an_cuda_launch_check("col2im");
         if (status != ALEXNET_OK)
             return status;
     }
@@ -724,33 +755,28 @@ static alexnet_status an_run_conv_backward_data(an_backend_context *c, const an_
 static alexnet_status an_run_conv_backward_weights(an_backend_context *c, const an_conv_desc *d, const float *in,
                                                    const float *grad_out, float *grad_w, float *grad_b)
 {
-    const int groups = (int)d->groups, k = (int)d->kernel_size;
-    const int M = (int)(d->out_channels / d->groups), cin_g = (int)(d->in_channels / d->groups);
-    const int K = cin_g * k * k, P = (int)(d->out_height * d->out_width);
-    const long long rows = (long long)d->in_channels * k * k;
-    const uint32_t chunk = an_conv_chunk(d, c->scratch_bytes);
+    an_conv_shape s;
+    alexnet_status status = an_conv_shape_of(c, d, &s);
+    if (status != ALEXNET_OK)
+        return status;
+    const int M = s.M, K = s.K, P = s.P;
     const float one = 1.0f, zero = 0.0f;
-    if (chunk == 0)
-        return an_error(ALEXNET_E_STATE, "cuda: internal: the im2col scratch holds no image");
-    for (uint32_t first = 0; first < d->batch; first += chunk) {
-        const uint32_t images = d->batch - first < chunk ? d->batch - first : chunk;
-        an_k_im2col<<<an_blocks((long long)images * rows * P), AN_CUDA_THREADS, 0, c->stream>>>(
-            in, c->scratch, (int)images, (int)first, (int)d->in_channels, (int)d->in_height, (int)d->in_width, k,
-            (int)d->stride, (int)d->padding, (int)d->out_height, (int)d->out_width);
-        alexnet_status status = an_cuda_launch_check("im2col");
+    for (uint32_t first = 0; first < d->batch; first += s.chunk) {
+        const uint32_t images = an_chunk_images(d, &s, first);
+        status = an_im2col(c, d, &s, in, first, images);
         if (status != ALEXNET_OK)
             return status;
         /* grad_W_g (M x K) += grad_out_i (M x P) col_i^T, image after image (a fixed summation order):
          * column-major grad_W_g^T (K x M) = col_i^T... written as op(col_i)=T, op(grad_out_i)=N. */
         for (uint32_t i = 0; i < images; i++) {
-            for (int g = 0; g < groups; g++) {
+            for (int g = 0; g < s.groups; g++) {
                 const float *beta = first + i == 0 ? &zero : &one;
-                cublasStatus_t s = an_cuda.blas.sgemm(
-                    c->blas, CUBLAS_OP_T, CUBLAS_OP_N, K, M, P, &one, c->scratch + ((long long)i * rows + g * K) * P, P,
-                    grad_out + (((long long)first + i) * d->out_channels + g * M) * P, P, beta,
+                cublasStatus_t st = an_cuda.blas.sgemm(
+                    c->blas, CUBLAS_OP_T, CUBLAS_OP_N, K, M, P, &one, c->scratch + ((long long)i * s.rows + g * K) * P,
+                    P, grad_out + (((long long)first + i) * d->out_channels + g * M) * P, P, beta,
                     grad_w + (long long)g * M * K, K);
-                if (s != CUBLAS_STATUS_SUCCESS)
-                    return an_cublas_fail(s, "conv backward-weights SGEMM");
+                if (st != CUBLAS_STATUS_SUCCESS)
+                    return an_cublas_fail(st, "conv backward-weights SGEMM");
             }
         }
     }

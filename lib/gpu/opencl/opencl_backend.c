@@ -141,6 +141,59 @@ alexnet_status an_cl_launch_1d(an_cl_launch *launch, size_t count)
     return an_cl_launch_run(launch, 1, &global, &local);
 }
 
+static size_t an_cl_tiles(uint64_t count) { return (size_t)((count + AN_GEMM_TILE - 1) / AN_GEMM_TILE) * 16; }
+
+alexnet_status an_cl_launch_tiles(an_cl_launch *launch, uint64_t n, uint64_t m, uint32_t groups)
+{
+    /* reqd_work_group_size(16, 16, 1) on every tiled kernel; a one-group launch is the same 2-D grid. */
+    size_t global[3] = {an_cl_tiles(n), an_cl_tiles(m), groups}, local[3] = {16, 16, 1};
+    return an_cl_launch_run(launch, 3, global, local);
+}
+
+alexnet_status an_cl_launch_rows(an_cl_launch *launch, size_t rows)
+{
+    size_t local = launch->context->reduce_wg, global = rows * local;
+    return an_cl_launch_run(launch, 1, &global, &local);
+}
+
+void an_cl_arg_mems(an_cl_launch *launch, const cl_mem *mems, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        an_cl_arg_mem(launch, mems[i]);
+}
+
+void an_cl_arg_u32s(an_cl_launch *launch, const uint32_t *values, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        an_cl_arg_u32(launch, values[i]);
+}
+
+void an_cl_args_pool(an_cl_launch *launch, const an_pool_desc *d)
+{
+    AN_CL_ARGS_U32(launch, d->batch * d->channels, d->in_height, d->in_width, d->out_height, d->out_width);
+}
+
+void an_cl_args_lrn(an_cl_launch *launch, const an_lrn_desc *d)
+{
+    AN_CL_ARGS_U32(launch, d->batch, d->channels, d->height * d->width, d->size);
+    an_cl_arg_f32(launch, d->alpha);
+    an_cl_arg_f32(launch, d->beta);
+    an_cl_arg_f32(launch, d->k);
+}
+
+void an_cl_args_fc(an_cl_launch *launch, const an_fc_desc *d)
+{
+    AN_CL_ARGS_U32(launch, d->batch, d->in_features, d->out_features);
+}
+
+alexnet_status an_cl_conv_groups_check(const an_conv_desc *d)
+{
+    if (d->groups == 0 || d->in_channels % d->groups != 0 || d->out_channels % d->groups != 0)
+        return an_error(ALEXNET_E_INVALID_ARGUMENT, "opencl: conv groups %u do not divide %u -> %u channels",
+                        d->groups, d->in_channels, d->out_channels);
+    return ALEXNET_OK;
+}
+
 int an_cl_check_elements(uint64_t count, const char *what)
 {
     /* Kernels index with 32-bit integers, signed where padding makes offsets negative. */
@@ -367,9 +420,9 @@ static alexnet_status an_cl_weights_check(const an_op_desc *desc)
 {
     if (desc->kind == AN_OP_CONV2D) {
         const an_conv_desc *d = &desc->u.conv;
-        if (d->groups == 0 || d->in_channels % d->groups != 0 || d->out_channels % d->groups != 0)
-            return an_error(ALEXNET_E_INVALID_ARGUMENT, "opencl: conv groups %u do not divide %u -> %u channels",
-                            d->groups, d->in_channels, d->out_channels);
+        alexnet_status status = an_cl_conv_groups_check(d);
+        if (status != ALEXNET_OK)
+            return status;
         return an_cl_check_elements(an_conv_weight_count(d), "a conv weight") ? ALEXNET_OK : ALEXNET_E_UNSUPPORTED;
     }
     if (desc->kind == AN_OP_FULLY_CONNECTED)
@@ -472,32 +525,13 @@ static alexnet_status an_cl_conv2d(an_backend_context *context, const an_conv_de
     const int cpu = (context->device->type & CL_DEVICE_TYPE_CPU) != 0 && !context->force_gpu_kernels;
     an_cl_launch l;
     an_cl_launch_begin(&l, context, cpu ? AN_K_CONV2D_FORWARD_CPU : AN_K_CONV2D_FORWARD);
-    an_cl_arg_mem(&l, in->mem);
-    an_cl_arg_mem(&l, weights->mem);
-    an_cl_arg_mem(&l, weights->bias);
-    an_cl_arg_mem(&l, weights->taps);
-    an_cl_arg_mem(&l, out->mem);
-    an_cl_arg_u32(&l, cin_g);
-    an_cl_arg_u32(&l, d->in_channels);
-    an_cl_arg_u32(&l, d->in_height);
-    an_cl_arg_u32(&l, d->in_width);
-    an_cl_arg_u32(&l, d->out_channels);
-    an_cl_arg_u32(&l, d->out_height);
-    an_cl_arg_u32(&l, d->out_width);
-    an_cl_arg_u32(&l, d->stride);
-    an_cl_arg_u32(&l, d->padding);
-    an_cl_arg_u32(&l, M);
-    an_cl_arg_u32(&l, K);
-    an_cl_arg_u32(&l, P);
-    an_cl_arg_u32(&l, d->relu != 0);
-    if (cpu) {
-        an_cl_arg_u32(&l, d->kernel_size);
-        size_t global[3] = {(size_t)(M + 7) / 8, (size_t)(P + 7) / 8, d->groups}, local[3] = {1, 1, 1};
-        return an_cl_launch_run(&l, 3, global, local);
-    }
-    size_t global[3] = {(size_t)(P + AN_GEMM_TILE - 1) / AN_GEMM_TILE * 16,
-                        (size_t)(M + AN_GEMM_TILE - 1) / AN_GEMM_TILE * 16, d->groups};
-    size_t local[3] = {16, 16, 1};
+    AN_CL_ARGS_MEM(&l, in->mem, weights->mem, weights->bias, weights->taps, out->mem);
+    AN_CL_ARGS_U32(&l, cin_g, d->in_channels, d->in_height, d->in_width, d->out_channels, d->out_height,
+                   d->out_width, d->stride, d->padding, M, K, P, d->relu != 0);
+    if (!cpu)
+        return an_cl_launch_tiles(&l, P, M, d->groups);
+    an_cl_arg_u32(&l, d->kernel_size);
+    size_t global[3] = {(size_t)(M + 7) / 8, (size_t)(P + 7) / 8, d->groups}, local[3] = {1, 1, 1};
     return an_cl_launch_run(&l, 3, global, local);
 }
 
@@ -513,13 +547,8 @@ static alexnet_status an_cl_fully_connected(an_backend_context *context, const a
                d->in_features % 8 == 0;
     an_cl_launch l;
     an_cl_launch_begin(&l, context, rows ? AN_K_FC_FORWARD_ROWS : small ? AN_K_FC_FORWARD_SMALL : AN_K_FC_FORWARD_GEMM);
-    an_cl_arg_mem(&l, in->mem);
-    an_cl_arg_mem(&l, weights->mem);
-    an_cl_arg_mem(&l, weights->bias);
-    an_cl_arg_mem(&l, out->mem);
-    an_cl_arg_u32(&l, d->batch);
-    an_cl_arg_u32(&l, d->in_features);
-    an_cl_arg_u32(&l, d->out_features);
+    AN_CL_ARGS_MEM(&l, in->mem, weights->mem, weights->bias, out->mem);
+    an_cl_args_fc(&l, d);
     an_cl_arg_u32(&l, d->relu != 0);
     if (rows) {
         size_t global = d->out_features, local = 16;
@@ -529,41 +558,28 @@ static alexnet_status an_cl_fully_connected(an_backend_context *context, const a
         size_t global = (size_t)d->out_features * AN_FC_SMALL_WG, local = AN_FC_SMALL_WG;
         return an_cl_launch_run(&l, 1, &global, &local);
     }
-    size_t global[2] = {(size_t)(d->batch + AN_GEMM_TILE - 1) / AN_GEMM_TILE * 16,
-                        (size_t)(d->out_features + AN_GEMM_TILE - 1) / AN_GEMM_TILE * 16};
-    size_t local[2] = {16, 16};
-    return an_cl_launch_run(&l, 2, global, local);
-}
-
-static alexnet_status an_cl_pool(an_backend_context *context, an_cl_kernel_id kernel, const an_pool_desc *d,
-                                 const an_buffer *in, an_buffer *out)
-{
-    an_cl_launch l;
-    an_cl_launch_begin(&l, context, kernel);
-    an_cl_arg_mem(&l, in->mem);
-    an_cl_arg_mem(&l, out->mem);
-    an_cl_arg_u32(&l, d->batch * d->channels);
-    an_cl_arg_u32(&l, d->in_height);
-    an_cl_arg_u32(&l, d->in_width);
-    an_cl_arg_u32(&l, d->out_height);
-    an_cl_arg_u32(&l, d->out_width);
-    if (kernel == AN_K_MAX_POOL2D_FORWARD) {
-        an_cl_arg_u32(&l, d->kernel_size);
-        an_cl_arg_u32(&l, d->stride);
-    }
-    return an_cl_launch_1d(&l, (size_t)d->batch * d->channels * d->out_height * d->out_width);
+    return an_cl_launch_tiles(&l, d->batch, d->out_features, 1);
 }
 
 static alexnet_status an_cl_max_pool2d(an_backend_context *context, const an_pool_desc *d, const an_buffer *in,
                                        an_buffer *out)
 {
-    return an_cl_pool(context, AN_K_MAX_POOL2D_FORWARD, d, in, out);
+    an_cl_launch l;
+    an_cl_launch_begin(&l, context, AN_K_MAX_POOL2D_FORWARD);
+    AN_CL_ARGS_MEM(&l, in->mem, out->mem);
+    an_cl_args_pool(&l, d);
+    AN_CL_ARGS_U32(&l, d->kernel_size, d->stride);
+    return an_cl_launch_1d(&l, (size_t)d->batch * d->channels * d->out_height * d->out_width);
 }
 
 static alexnet_status an_cl_adaptive_avg_pool2d(an_backend_context *context, const an_pool_desc *d,
                                                 const an_buffer *in, an_buffer *out)
 {
-    return an_cl_pool(context, AN_K_ADAPTIVE_AVG_POOL2D_FORWARD, d, in, out);
+    an_cl_launch l;
+    an_cl_launch_begin(&l, context, AN_K_ADAPTIVE_AVG_POOL2D_FORWARD);
+    AN_CL_ARGS_MEM(&l, in->mem, out->mem);
+    an_cl_args_pool(&l, d);
+    return an_cl_launch_1d(&l, (size_t)d->batch * d->channels * d->out_height * d->out_width);
 }
 
 static alexnet_status an_cl_lrn(an_backend_context *context, const an_lrn_desc *d, const an_buffer *in,
@@ -571,15 +587,8 @@ static alexnet_status an_cl_lrn(an_backend_context *context, const an_lrn_desc *
 {
     an_cl_launch l;
     an_cl_launch_begin(&l, context, AN_K_LRN_FORWARD);
-    an_cl_arg_mem(&l, in->mem);
-    an_cl_arg_mem(&l, out->mem);
-    an_cl_arg_u32(&l, d->batch);
-    an_cl_arg_u32(&l, d->channels);
-    an_cl_arg_u32(&l, d->height * d->width);
-    an_cl_arg_u32(&l, d->size);
-    an_cl_arg_f32(&l, d->alpha);
-    an_cl_arg_f32(&l, d->beta);
-    an_cl_arg_f32(&l, d->k);
+    AN_CL_ARGS_MEM(&l, in->mem, out->mem);
+    an_cl_args_lrn(&l, d);
     return an_cl_launch_1d(&l, (size_t)d->batch * d->channels * d->height * d->width);
 }
 
@@ -589,8 +598,7 @@ static alexnet_status an_cl_relu(an_backend_context *context, size_t count, cons
         return ALEXNET_E_UNSUPPORTED;
     an_cl_launch l;
     an_cl_launch_begin(&l, context, AN_K_RELU_FORWARD);
-    an_cl_arg_mem(&l, in->mem);
-    an_cl_arg_mem(&l, out->mem);
+    AN_CL_ARGS_MEM(&l, in->mem, out->mem);
     an_cl_arg_u32(&l, (uint32_t)count);
     return an_cl_launch_1d(&l, count);
 }
@@ -602,13 +610,11 @@ alexnet_status an_cl_dropout_launch(an_backend_context *context, size_t count, f
         return ALEXNET_E_UNSUPPORTED;
     an_cl_launch l;
     an_cl_launch_begin(&l, context, AN_K_DROPOUT_FORWARD);
-    an_cl_arg_mem(&l, in->mem);
-    an_cl_arg_mem(&l, out->mem);
+    AN_CL_ARGS_MEM(&l, in->mem, out->mem);
     an_cl_arg_u32(&l, (uint32_t)count);
     an_cl_arg_f32(&l, rate);
     an_cl_arg_f32(&l, 1.0f / (1.0f - rate)); /* the reference's scale, computed the same way */
-    an_cl_arg_u32(&l, (uint32_t)seed);
-    an_cl_arg_u32(&l, (uint32_t)(seed >> 32));
+    AN_CL_ARGS_U32(&l, (uint32_t)seed, (uint32_t)(seed >> 32));
     return an_cl_launch_1d(&l, count);
 }
 
@@ -623,11 +629,9 @@ static alexnet_status an_cl_softmax(an_backend_context *context, const an_softma
 {
     an_cl_launch l;
     an_cl_launch_begin(&l, context, AN_K_SOFTMAX_FORWARD);
-    an_cl_arg_mem(&l, in->mem);
-    an_cl_arg_mem(&l, out->mem);
+    AN_CL_ARGS_MEM(&l, in->mem, out->mem);
     an_cl_arg_u32(&l, d->classes);
-    size_t global = (size_t)d->batch * context->reduce_wg, local = context->reduce_wg;
-    return an_cl_launch_run(&l, 1, &global, &local);
+    return an_cl_launch_rows(&l, d->batch);
 }
 
 static alexnet_status an_cl_sync(an_backend_context *context)

@@ -106,7 +106,8 @@ struct an_buffer {
     cl_mem taps;     /* conv handles: k -> ic << 16 | ky << 8 | kx */
 };
 
-/* Kernel launches: arguments collected, then one enqueue; failures become statuses with the kernel's name. */
+/* Kernel launches: arguments collected, then one enqueue; failures become statuses with the kernel's name.
+ * Each op is then three statements: begin, its arguments, one of the launch shapes below. */
 typedef struct an_cl_launch {
     an_backend_context *context;
     an_cl_kernel_id kernel;
@@ -119,15 +120,38 @@ void an_cl_launch_begin(an_cl_launch *launch, an_backend_context *context, an_cl
 void an_cl_arg_mem(an_cl_launch *launch, cl_mem mem);
 void an_cl_arg_u32(an_cl_launch *launch, uint32_t value);
 void an_cl_arg_f32(an_cl_launch *launch, float value);
+void an_cl_arg_mems(an_cl_launch *launch, const cl_mem *mems, size_t count);
+void an_cl_arg_u32s(an_cl_launch *launch, const uint32_t *values, size_t count);
+/* Consecutive arguments of one type: AN_CL_ARGS_MEM(&l, in->mem, out->mem). The compiler counts the list,
+ * so a list and its length cannot disagree; sizeof does not evaluate the second copy of the arguments. */
+#define AN_CL_ARGS_MEM(launch, ...)                                                                           \
+    an_cl_arg_mems((launch), (const cl_mem[]){__VA_ARGS__}, sizeof((const cl_mem[]){__VA_ARGS__}) / sizeof(cl_mem))
+#define AN_CL_ARGS_U32(launch, ...)                                                                           \
+    an_cl_arg_u32s((launch), (const uint32_t[]){__VA_ARGS__},                                                 \
+                   sizeof((const uint32_t[]){__VA_ARGS__}) / sizeof(uint32_t))
+/* The extents shared by a forward kernel and its backward twin, in the kernels' argument order:
+ * pooling (planes, in_h, in_w, out_h, out_w), LRN (batch, channels, plane, size, alpha, beta, k) and fully
+ * connected (batch, in_features, out_features). */
+void an_cl_args_pool(an_cl_launch *launch, const an_pool_desc *d);
+void an_cl_args_lrn(an_cl_launch *launch, const an_lrn_desc *d);
+void an_cl_args_fc(an_cl_launch *launch, const an_fc_desc *d);
+
 /* Enqueue over `dims` dimensions; global sizes are rounded up to multiples of local. */
 alexnet_status an_cl_launch_run(an_cl_launch *launch, cl_uint dims, const size_t *global, const size_t *local);
 /* 1-D launch over count work-items in groups of 64. */
 alexnet_status an_cl_launch_1d(an_cl_launch *launch, size_t count);
+/* The GEMM kernels (gemm.cl's tiling): a 16 x 16 work-group per 64 x 64 tile of an N (columns, dimension 0)
+ * x M (rows, dimension 1) result, per group (dimension 2). */
+alexnet_status an_cl_launch_tiles(an_cl_launch *launch, uint64_t n, uint64_t m, uint32_t groups);
+/* The row-reduction kernels (softmax.cl's scheme): one work-group of context->reduce_wg per row. */
+alexnet_status an_cl_launch_rows(an_cl_launch *launch, size_t rows);
 
 /* A status for a failed OpenCL call ("opencl: what: CL_..."): memory errors map to OUT_OF_MEMORY. */
 alexnet_status an_cl_fail(cl_int code, const char *what);
 /* 0 unless count elements fit the kernels' 32-bit indexing (< 2^31); sets the error naming `what`. */
 int an_cl_check_elements(uint64_t count, const char *what);
+/* ALEXNET_OK when the groups divide both channel counts (the kernels assume it); else the error. */
+alexnet_status an_cl_conv_groups_check(const an_conv_desc *d);
 
 /* Inverted dropout (forward, and backward on the gradient): the shared launch of opencl_backend.c. */
 alexnet_status an_cl_dropout_launch(an_backend_context *context, size_t count, float rate, uint64_t seed,

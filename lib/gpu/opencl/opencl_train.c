@@ -4,31 +4,19 @@
 #include "gpu/opencl/opencl_internal.h"
 #include "util/error.h"
 
-#define AN_GEMM_TILE 64
-
-static size_t an_tiles(uint64_t count) { return (size_t)((count + AN_GEMM_TILE - 1) / AN_GEMM_TILE) * 16; }
-
 /* The extents every conv kernel takes after its buffers, in kernels/backward.cl's order. */
 static void an_conv_args(an_cl_launch *l, const an_conv_desc *d)
 {
-    an_cl_arg_u32(l, d->in_channels / d->groups);
-    an_cl_arg_u32(l, d->in_channels);
-    an_cl_arg_u32(l, d->in_height);
-    an_cl_arg_u32(l, d->in_width);
-    an_cl_arg_u32(l, d->out_channels / d->groups);
-    an_cl_arg_u32(l, d->out_channels);
-    an_cl_arg_u32(l, d->out_height);
-    an_cl_arg_u32(l, d->out_width);
-    an_cl_arg_u32(l, d->kernel_size);
-    an_cl_arg_u32(l, d->stride);
-    an_cl_arg_u32(l, d->padding);
+    AN_CL_ARGS_U32(l, d->in_channels / d->groups, d->in_channels, d->in_height, d->in_width,
+                   d->out_channels / d->groups, d->out_channels, d->out_height, d->out_width, d->kernel_size,
+                   d->stride, d->padding);
 }
 
 static alexnet_status an_conv_check(const an_conv_desc *d)
 {
-    if (d->groups == 0 || d->in_channels % d->groups != 0 || d->out_channels % d->groups != 0)
-        return an_error(ALEXNET_E_INVALID_ARGUMENT, "opencl: conv groups %u do not divide %u -> %u channels",
-                        d->groups, d->in_channels, d->out_channels);
+    alexnet_status status = an_cl_conv_groups_check(d);
+    if (status != ALEXNET_OK)
+        return status;
     if (!an_cl_check_elements((uint64_t)d->batch * d->in_channels * d->in_height * d->in_width, "a conv input") ||
         !an_cl_check_elements((uint64_t)d->batch * d->out_channels * d->out_height * d->out_width, "a conv output"))
         return ALEXNET_E_UNSUPPORTED;
@@ -42,17 +30,14 @@ static alexnet_status an_cl_conv2d_backward_data(an_backend_context *context, co
     alexnet_status status = an_conv_check(d);
     if (status != ALEXNET_OK)
         return status;
-    const uint64_t N = (uint64_t)d->batch * d->in_height * d->in_width;
+    /* Per group: grad_in (cin_g rows) x (batch * input pixels columns). */
+    const uint32_t N = d->batch * d->in_height * d->in_width;
     an_cl_launch l;
     an_cl_launch_begin(&l, context, AN_K_CONV2D_BACKWARD_DATA);
-    an_cl_arg_mem(&l, grad_out->mem);
-    an_cl_arg_mem(&l, weight->mem);
-    an_cl_arg_mem(&l, grad_in->mem);
+    AN_CL_ARGS_MEM(&l, grad_out->mem, weight->mem, grad_in->mem);
     an_conv_args(&l, d);
-    an_cl_arg_u32(&l, (uint32_t)N);
-    size_t global[3] = {an_tiles(N), an_tiles(d->in_channels / d->groups), d->groups};
-    size_t local[3] = {16, 16, 1};
-    return an_cl_launch_run(&l, 3, global, local);
+    an_cl_arg_u32(&l, N);
+    return an_cl_launch_tiles(&l, N, d->in_channels / d->groups, d->groups);
 }
 
 static alexnet_status an_cl_conv2d_backward_weights(an_backend_context *context, const an_conv_desc *d,
@@ -62,64 +47,51 @@ static alexnet_status an_cl_conv2d_backward_weights(an_backend_context *context,
     alexnet_status status = an_conv_check(d);
     if (status != ALEXNET_OK)
         return status;
-    const uint32_t cin_g = d->in_channels / d->groups, cout_g = d->out_channels / d->groups;
+    /* Per group: grad_weight (cout_g rows) x (cin_g * k^2 taps columns), summed over batch * output pixels. */
+    const uint32_t taps = d->in_channels / d->groups * d->kernel_size * d->kernel_size;
     const uint32_t plane = d->out_height * d->out_width;
     an_cl_launch l;
     an_cl_launch_begin(&l, context, AN_K_CONV2D_BACKWARD_WEIGHTS);
-    an_cl_arg_mem(&l, in->mem);
-    an_cl_arg_mem(&l, grad_out->mem);
-    an_cl_arg_mem(&l, grad_weight->mem);
+    AN_CL_ARGS_MEM(&l, in->mem, grad_out->mem, grad_weight->mem);
     an_conv_args(&l, d);
     an_cl_arg_u32(&l, d->batch * plane);
-    size_t global[3] = {an_tiles((uint64_t)cin_g * d->kernel_size * d->kernel_size), an_tiles(cout_g), d->groups};
-    size_t local[3] = {16, 16, 1};
-    status = an_cl_launch_run(&l, 3, global, local);
+    status = an_cl_launch_tiles(&l, taps, d->out_channels / d->groups, d->groups);
     if (status != ALEXNET_OK)
         return status;
     an_cl_launch_begin(&l, context, AN_K_BIAS_GRAD_NCHW);
-    an_cl_arg_mem(&l, grad_out->mem);
-    an_cl_arg_mem(&l, grad_bias->mem);
-    an_cl_arg_u32(&l, d->batch);
-    an_cl_arg_u32(&l, d->out_channels);
-    an_cl_arg_u32(&l, plane);
-    size_t bias_global = (size_t)d->out_channels * context->reduce_wg, bias_local = context->reduce_wg;
-    return an_cl_launch_run(&l, 1, &bias_global, &bias_local);
+    AN_CL_ARGS_MEM(&l, grad_out->mem, grad_bias->mem);
+    AN_CL_ARGS_U32(&l, d->batch, d->out_channels, plane);
+    return an_cl_launch_rows(&l, d->out_channels);
 }
 
+static int an_pool_check(const an_pool_desc *d)
+{
+    return an_cl_check_elements((uint64_t)d->batch * d->channels * d->in_height * d->in_width, "a pooling input");
+}
+
+/* The pooling gradients gather: one work-item per INPUT element. */
 static alexnet_status an_cl_max_pool2d_backward(an_backend_context *context, const an_pool_desc *d,
                                                 const an_buffer *in, const an_buffer *grad_out, an_buffer *grad_in)
 {
-    if (!an_cl_check_elements((uint64_t)d->batch * d->channels * d->in_height * d->in_width, "a pooling input"))
+    if (!an_pool_check(d))
         return ALEXNET_E_UNSUPPORTED;
     an_cl_launch l;
     an_cl_launch_begin(&l, context, AN_K_MAX_POOL2D_BACKWARD);
-    an_cl_arg_mem(&l, in->mem);
-    an_cl_arg_mem(&l, grad_out->mem);
-    an_cl_arg_mem(&l, grad_in->mem);
-    an_cl_arg_u32(&l, d->batch * d->channels);
-    an_cl_arg_u32(&l, d->in_height);
-    an_cl_arg_u32(&l, d->in_width);
-    an_cl_arg_u32(&l, d->out_height);
-    an_cl_arg_u32(&l, d->out_width);
-    an_cl_arg_u32(&l, d->kernel_size);
-    an_cl_arg_u32(&l, d->stride);
+    AN_CL_ARGS_MEM(&l, in->mem, grad_out->mem, grad_in->mem);
+    an_cl_args_pool(&l, d);
+    AN_CL_ARGS_U32(&l, d->kernel_size, d->stride);
     return an_cl_launch_1d(&l, (size_t)d->batch * d->channels * d->in_height * d->in_width);
 }
 
 static alexnet_status an_cl_adaptive_avg_pool2d_backward(an_backend_context *context, const an_pool_desc *d,
                                                          const an_buffer *grad_out, an_buffer *grad_in)
 {
-    if (!an_cl_check_elements((uint64_t)d->batch * d->channels * d->in_height * d->in_width, "a pooling input"))
+    if (!an_pool_check(d))
         return ALEXNET_E_UNSUPPORTED;
     an_cl_launch l;
     an_cl_launch_begin(&l, context, AN_K_ADAPTIVE_AVG_POOL2D_BACKWARD);
-    an_cl_arg_mem(&l, grad_out->mem);
-    an_cl_arg_mem(&l, grad_in->mem);
-    an_cl_arg_u32(&l, d->batch * d->channels);
-    an_cl_arg_u32(&l, d->in_height);
-    an_cl_arg_u32(&l, d->in_width);
-    an_cl_arg_u32(&l, d->out_height);
-    an_cl_arg_u32(&l, d->out_width);
+    AN_CL_ARGS_MEM(&l, grad_out->mem, grad_in->mem);
+    an_cl_args_pool(&l, d);
     return an_cl_launch_1d(&l, (size_t)d->batch * d->channels * d->in_height * d->in_width);
 }
 
@@ -130,17 +102,8 @@ static alexnet_status an_cl_lrn_backward(an_backend_context *context, const an_l
         return ALEXNET_E_UNSUPPORTED;
     an_cl_launch l;
     an_cl_launch_begin(&l, context, AN_K_LRN_BACKWARD);
-    an_cl_arg_mem(&l, in->mem);
-    an_cl_arg_mem(&l, out->mem);
-    an_cl_arg_mem(&l, grad_out->mem);
-    an_cl_arg_mem(&l, grad_in->mem);
-    an_cl_arg_u32(&l, d->batch);
-    an_cl_arg_u32(&l, d->channels);
-    an_cl_arg_u32(&l, d->height * d->width);
-    an_cl_arg_u32(&l, d->size);
-    an_cl_arg_f32(&l, d->alpha);
-    an_cl_arg_f32(&l, d->beta);
-    an_cl_arg_f32(&l, d->k);
+    AN_CL_ARGS_MEM(&l, in->mem, out->mem, grad_out->mem, grad_in->mem);
+    an_cl_args_lrn(&l, d);
     return an_cl_launch_1d(&l, (size_t)d->batch * d->channels * d->height * d->width);
 }
 
@@ -161,15 +124,9 @@ static alexnet_status an_cl_fc_backward_data(an_backend_context *context, const 
         return status;
     an_cl_launch l;
     an_cl_launch_begin(&l, context, AN_K_FC_BACKWARD_DATA);
-    an_cl_arg_mem(&l, grad_out->mem);
-    an_cl_arg_mem(&l, weight->mem);
-    an_cl_arg_mem(&l, grad_in->mem);
-    an_cl_arg_u32(&l, d->batch);
-    an_cl_arg_u32(&l, d->in_features);
-    an_cl_arg_u32(&l, d->out_features);
-    size_t global[2] = {an_tiles(d->batch), an_tiles(d->in_features)};
-    size_t local[2] = {16, 16};
-    return an_cl_launch_run(&l, 2, global, local);
+    AN_CL_ARGS_MEM(&l, grad_out->mem, weight->mem, grad_in->mem);
+    an_cl_args_fc(&l, d);
+    return an_cl_launch_tiles(&l, d->batch, d->in_features, 1);
 }
 
 static alexnet_status an_cl_fc_backward_weights(an_backend_context *context, const an_fc_desc *d,
@@ -181,22 +138,14 @@ static alexnet_status an_cl_fc_backward_weights(an_backend_context *context, con
         return status;
     an_cl_launch l;
     an_cl_launch_begin(&l, context, AN_K_FC_BACKWARD_WEIGHTS);
-    an_cl_arg_mem(&l, in->mem);
-    an_cl_arg_mem(&l, grad_out->mem);
-    an_cl_arg_mem(&l, grad_weight->mem);
-    an_cl_arg_u32(&l, d->batch);
-    an_cl_arg_u32(&l, d->in_features);
-    an_cl_arg_u32(&l, d->out_features);
-    size_t global[2] = {an_tiles(d->in_features), an_tiles(d->out_features)};
-    size_t local[2] = {16, 16};
-    status = an_cl_launch_run(&l, 2, global, local);
+    AN_CL_ARGS_MEM(&l, in->mem, grad_out->mem, grad_weight->mem);
+    an_cl_args_fc(&l, d);
+    status = an_cl_launch_tiles(&l, d->in_features, d->out_features, 1);
     if (status != ALEXNET_OK)
         return status;
     an_cl_launch_begin(&l, context, AN_K_BIAS_GRAD_ROWS);
-    an_cl_arg_mem(&l, grad_out->mem);
-    an_cl_arg_mem(&l, grad_bias->mem);
-    an_cl_arg_u32(&l, d->batch);
-    an_cl_arg_u32(&l, d->out_features);
+    AN_CL_ARGS_MEM(&l, grad_out->mem, grad_bias->mem);
+    AN_CL_ARGS_U32(&l, d->batch, d->out_features);
     return an_cl_launch_1d(&l, d->out_features);
 }
 
@@ -207,9 +156,7 @@ static alexnet_status an_cl_relu_backward(an_backend_context *context, size_t co
         return ALEXNET_E_UNSUPPORTED;
     an_cl_launch l;
     an_cl_launch_begin(&l, context, AN_K_RELU_BACKWARD);
-    an_cl_arg_mem(&l, out->mem);
-    an_cl_arg_mem(&l, grad_out->mem);
-    an_cl_arg_mem(&l, grad_in->mem);
+    AN_CL_ARGS_MEM(&l, out->mem, grad_out->mem, grad_in->mem);
     an_cl_arg_u32(&l, (uint32_t)count);
     return an_cl_launch_1d(&l, count);
 }
@@ -229,15 +176,9 @@ static alexnet_status an_cl_softmax_cross_entropy(an_backend_context *context, c
         return ALEXNET_E_UNSUPPORTED;
     an_cl_launch l;
     an_cl_launch_begin(&l, context, AN_K_SOFTMAX_CROSS_ENTROPY);
-    an_cl_arg_mem(&l, logits->mem);
-    an_cl_arg_mem(&l, labels->mem);
-    an_cl_arg_mem(&l, grad_logits->mem);
-    an_cl_arg_mem(&l, losses->mem);
-    an_cl_arg_mem(&l, context->status_flag);
-    an_cl_arg_u32(&l, d->batch);
-    an_cl_arg_u32(&l, d->classes);
-    size_t global = (size_t)d->batch * context->reduce_wg, local = context->reduce_wg;
-    alexnet_status status = an_cl_launch_run(&l, 1, &global, &local);
+    AN_CL_ARGS_MEM(&l, logits->mem, labels->mem, grad_logits->mem, losses->mem, context->status_flag);
+    AN_CL_ARGS_U32(&l, d->batch, d->classes);
+    alexnet_status status = an_cl_launch_rows(&l, d->batch);
     if (status == ALEXNET_OK)
         context->status_pending = 1; /* a bad label is reported by the next sync */
     return status;
@@ -250,9 +191,7 @@ static alexnet_status an_cl_sgd_update(an_backend_context *context, const an_sgd
         return ALEXNET_E_UNSUPPORTED;
     an_cl_launch l;
     an_cl_launch_begin(&l, context, AN_K_SGD_UPDATE);
-    an_cl_arg_mem(&l, param->mem);
-    an_cl_arg_mem(&l, grad->mem);
-    an_cl_arg_mem(&l, velocity->mem);
+    AN_CL_ARGS_MEM(&l, param->mem, grad->mem, velocity->mem);
     an_cl_arg_u32(&l, (uint32_t)d->count);
     an_cl_arg_f32(&l, d->learning_rate);
     an_cl_arg_f32(&l, d->momentum);

@@ -106,16 +106,7 @@ an_conv2d_backward_weights(__global const float *in, __global const float *grad_
         AN_TILE_MAC;
         barrier(CLK_LOCAL_MEM_FENCE);
     }
-    for (int j = 0; j < 4; j++) {
-        const uint c = n0 + lx + 16 * j;
-        if (c >= N)
-            continue;
-        for (int i = 0; i < 4; i++) {
-            const uint m = m0 + ly + 16 * i;
-            if (m < M)
-                grad_weight[((size_t)g * cout_g + m) * N + c] = acc[i][j];
-        }
-    }
+    AN_GEMM_STORE(M, N, m, c, grad_weight[((size_t)g * cout_g + m) * N + c] = value)
 }
 
 /* grad_bias[c] = sum over n and pixels of grad_out[n][c][...]. Tiling: one work-group per channel; its
@@ -131,15 +122,9 @@ __kernel void an_bias_grad_nchw(__global const float *grad_out, __global float *
         for (uint i = lid; i < plane; i += size)
             sum += src[i];
     }
-    scratch[lid] = sum;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (uint step = size / 2; step > 0; step >>= 1) {
-        if (lid < step)
-            scratch[lid] += scratch[lid + step];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
+    const float total = an_work_group_sum(scratch, sum);
     if (lid == 0)
-        grad_bias[c] = scratch[0];
+        grad_bias[c] = total;
 }
 
 /* FC backward data: C[i][b] = sum_o W[o][i] * grad_out[b][o], written to grad_in[b][i]. */
@@ -150,16 +135,7 @@ an_fc_backward_data(__global const float *grad_out, __global const float *weight
     AN_GEMM_PROLOGUE
     AN_GEMM_LOOP(out_features, AN_LOAD_A_COLUMN_MAJOR(weight, in_features, in_features, out_features),
                  AN_LOAD_B_TRANSPOSED(grad_out, out_features, batch, out_features))
-    for (int j = 0; j < 4; j++) {
-        const uint b = n0 + lx + 16 * j;
-        if (b >= batch)
-            continue;
-        for (int i = 0; i < 4; i++) {
-            const uint f = m0 + ly + 16 * i;
-            if (f < in_features)
-                grad_in[(size_t)b * in_features + f] = acc[i][j];
-        }
-    }
+    AN_GEMM_STORE(in_features, batch, f, b, grad_in[(size_t)b * in_features + f] = value)
 }
 
 /* FC backward weights: C[o][i] = sum_b grad_out[b][o] * in[b][i], written to grad_weight[o][i]. */
@@ -170,16 +146,7 @@ an_fc_backward_weights(__global const float *in, __global const float *grad_out,
     AN_GEMM_PROLOGUE
     AN_GEMM_LOOP(batch, AN_LOAD_A_COLUMN_MAJOR(grad_out, out_features, out_features, batch),
                  AN_LOAD_B_ROW_MAJOR(in, in_features, in_features, batch))
-    for (int j = 0; j < 4; j++) {
-        const uint f = n0 + lx + 16 * j;
-        if (f >= in_features)
-            continue;
-        for (int i = 0; i < 4; i++) {
-            const uint o = m0 + ly + 16 * i;
-            if (o < out_features)
-                grad_weight[(size_t)o * in_features + f] = acc[i][j];
-        }
-    }
+    AN_GEMM_STORE(out_features, in_features, o, f, grad_weight[(size_t)o * in_features + f] = value)
 }
 
 /* grad_bias[o] = sum_b grad_out[b][o], in batch order (the reference's). One work-item per feature. */
@@ -319,29 +286,9 @@ __kernel void an_softmax_cross_entropy(__global const float *logits, __global co
     const uint label = (uint)label_value;
     __global const float *x = logits + (size_t)row * classes;
     __global float *g = grad_logits + (size_t)row * classes;
-    float m = -INFINITY;
-    for (uint i = lid; i < classes; i += size)
-        m = fmax(m, x[i]);
-    scratch[lid] = m;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (uint step = size / 2; step > 0; step >>= 1) {
-        if (lid < step)
-            scratch[lid] = fmax(scratch[lid], scratch[lid + step]);
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    const float row_max = scratch[0];
-    barrier(CLK_LOCAL_MEM_FENCE);
-    float sum = 0.0f;
-    for (uint i = lid; i < classes; i += size)
-        sum += exp(x[i] - row_max);
-    scratch[lid] = sum;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (uint step = size / 2; step > 0; step >>= 1) {
-        if (lid < step)
-            scratch[lid] += scratch[lid + step];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    const float log_sum = row_max + log(scratch[0]);
+    float row_max, exp_sum;
+    an_row_softmax_stats(scratch, x, classes, &row_max, &exp_sum);
+    const float log_sum = row_max + log(exp_sum);
     if (lid == 0)
         losses[row] = log_sum - x[label];
     const float inv_batch = 1.0f / (float)batch;

@@ -60,6 +60,22 @@
     __local float Bs[AN_TK * AN_LDS];                                                                        \
     AN_ACC_DECLARE
 
+/* The epilogue: STORE runs once for each element of this work-item's register block that lies inside the
+ * M x N result, with ROW and COL (names the caller picks) its coordinates and `value` its sum. */
+#define AN_GEMM_STORE(M, N, ROW, COL, STORE)                                                                 \
+    for (int j_ = 0; j_ < 4; j_++) {                                                                         \
+        const uint COL = n0 + lx + 16 * j_;                                                                  \
+        if (COL >= (N))                                                                                      \
+            continue;                                                                                        \
+        for (int i_ = 0; i_ < 4; i_++) {                                                                     \
+            const uint ROW = m0 + ly + 16 * i_;                                                              \
+            if (ROW < (M)) {                                                                                 \
+                const float value = acc[i_][j_];                                                             \
+                STORE;                                                                                       \
+            }                                                                                                \
+        }                                                                                                    \
+    }
+
 /* A is row-major [M][lda] (k contiguous): k-fast. */
 #define AN_LOAD_A_ROW_MAJOR(A, lda, M, K)                                                                    \
     {                                                                                                        \
@@ -227,18 +243,10 @@ an_fc_forward_gemm(__global const float *x, __global const float *weight, __glob
     AN_GEMM_PROLOGUE
     AN_GEMM_LOOP(in_features, AN_LOAD_A_ROW_MAJOR(weight, in_features, out_features, in_features),
                  AN_LOAD_B_TRANSPOSED(x, in_features, batch, in_features))
-    for (int j = 0; j < 4; j++) {
-        const uint b = n0 + lx + 16 * j;
-        if (b >= batch)
-            continue;
-        for (int i = 0; i < 4; i++) {
-            const uint o = m0 + ly + 16 * i;
-            if (o >= out_features)
-                continue;
-            float v = acc[i][j] + bias[o];
-            out[(size_t)b * out_features + o] = relu && v < 0.0f ? 0.0f : v;
-        }
-    }
+    AN_GEMM_STORE(out_features, batch, o, b, {
+        const float v = value + bias[o];
+        out[(size_t)b * out_features + o] = relu && v < 0.0f ? 0.0f : v;
+    })
 }
 
 /* Fully connected forward for small batches (<= AN_FC_SMALL_BATCH), where a 64-column tile would be mostly

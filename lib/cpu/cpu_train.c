@@ -1,0 +1,795 @@
+/* Training on the CPU backend: the backward ops and the SGD update of the an_backend table's training
+ * section (lib/backend/backend.h defines their semantics), as portable drivers over the per-ISA GEMM
+ * microkernel.
+ *
+ * The packed GEMM driver (an_train_gemm) computes C = op(A) op(B) (or C += ...) for matrices given by a
+ * pointer and a row and a column stride, so transposes cost nothing but the packing:
+ *   blocking: for each NC block of C's columns, for each K block (kc, the same partition for every tile,
+ *   so that each C element is one fixed chain of microkernel calls), the kc x NC slice of B is packed into
+ *   NR-column panels (it stays in L2; one kc x NR micro-panel in L1), then for each MC block of the tile's
+ *   rows the MC x kc slice of A is packed into MR-row panels and every (A panel, B panel) pair is one
+ *   microkernel call. The first K block starts from a zero bias (or from C when accumulating), later ones
+ *   accumulate;
+ *   threads: C is cut into tiles of whole panels (several per thread); each task owns one scratch slot for
+ *   its packed A and B and claims tiles from a shared counter. A tile runs the whole reduction itself, so
+ *   the bits do not depend on the thread count or on which task takes which tile.
+ * Its uses:
+ *   conv backward data, per image: dCol[Cin k k][N] = W_g^T dY_g per group, then col2im (split over input
+ *     channels: channel c's rows of dCol scatter only into channel c);
+ *   conv backward weights, per image: the input's im2col (split over input channels), then
+ *     dW_g[M][K] (+)= dY_g[M][N] col_g^T[N][K], accumulating over the images in order;
+ *   FC: dX[B][I] = dY[B][O] W[O][I] and dW[O][I] = dY^T[O][B] X[B][I].
+ * The other ops are loops the compiler vectorises, split over planes, channels or element ranges. Every
+ * split is over independent outputs, never a reduction, so the results are bitwise identical for any thread
+ * count. Scratch comes from prepare() (an_cpu_train_scratch_floats); the ops allocate nothing. */
+#include <math.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "cpu/cpu_backend.h"
+#include "util/error.h"
+
+/* L2 budgets of the GEMM blocking, as the forward convolution's (cpu_conv.c). */
+#define AN_TRAIN_A_BLOCK_BYTES ((size_t)128 << 10)
+#define AN_TRAIN_B_BLOCK_BYTES ((size_t)192 << 10)
+/* Tiles (GEMM) and chunks (the other ops) per thread: enough to balance a thread slowed by other load. */
+#define AN_TRAIN_TILES_PER_THREAD 4
+#define AN_TRAIN_TASKS_PER_THREAD 8
+/* The microkernels' MR never exceeds this (12 for AVX-512): the zero bias of a non-accumulating block. */
+#define AN_TRAIN_MAX_MR 64
+/* LRN backward works on this many pixels at a time, in stack arrays. */
+#define AN_TRAIN_LRN_PIXELS 64
+
+static const float an_zero_bias[AN_TRAIN_MAX_MR];
+
+static size_t an_div_up(size_t a, size_t b) { return (a + b - 1) / b; }
+static size_t an_min(size_t a, size_t b) { return a < b ? a : b; }
+static size_t an_round_up(size_t a, size_t b) { return an_div_up(a, b) * b; }
+
+static size_t an_task_target(const an_backend_context *context)
+{
+    return AN_TRAIN_TASKS_PER_THREAD * context->slot_count;
+}
+
+/* ---- the GEMM driver ---- */
+
+/* Element (i, j) is data[i * rs + j * cs]. */
+typedef struct an_matrix {
+    const float *data;
+    size_t rs, cs;
+} an_matrix;
+
+/* The block sizes, from the kernel table alone. */
+typedef struct an_gemm_blocking {
+    size_t mr, nr, kc_max;
+    size_t mc, nc;            /* rows / columns of one cache block (multiples of mr / nr) */
+    size_t a_floats, b_floats; /* packed A block, packed B block (multiples of 16: keeps B 64-byte aligned) */
+} an_gemm_blocking;
+
+static void an_gemm_blocking_init(an_gemm_blocking *b, const an_cpu_kernels *kernels)
+{
+    b->mr = kernels->gemm_mr;
+    b->nr = kernels->gemm_nr;
+    b->kc_max = kernels->gemm_kc;
+    size_t mc = AN_TRAIN_A_BLOCK_BYTES / (b->kc_max * sizeof(float)) / b->mr * b->mr;
+    size_t nc = AN_TRAIN_B_BLOCK_BYTES / (b->kc_max * sizeof(float)) / b->nr * b->nr;
+    b->mc = mc < b->mr ? b->mr : mc;
+    b->nc = nc < b->nr ? b->nr : nc;
+    b->a_floats = an_round_up(b->mc * b->kc_max, 16);
+    b->b_floats = an_round_up(b->nc * b->kc_max, 16);
+}
+
+/* One GEMM, or `count` of the same shape whose operands lie a_step / b_step / c_step floats apart (the
+ * groups of a convolution), run as one parallel pass. */
+typedef struct an_gemm_job {
+    const an_cpu_kernels *kernels;
+    an_gemm_blocking blk;
+    size_t m, n, k, kc;
+    an_matrix a, b;
+    float *c;
+    size_t ldc;
+    size_t count, a_step, b_step, c_step;
+    int accumulate;
+    size_t tile_m, tile_n, tiles_m, tiles_n; /* tile sizes in elements (whole panels) and counts */
+    float *scratch;                          /* slot s at scratch + s * slot_floats */
+    size_t slot_floats;
+    _Atomic size_t next_tile;
+} an_gemm_job;
+
+/* rows [i0, i0 + rows) x columns [p0, p0 + kc) of A into ceil(rows / mr) panels a[k * mr + r] */
+static void an_pack_a(const an_matrix *a, size_t i0, size_t rows, size_t p0, size_t kc, size_t mr, float *dst)
+{
+    for (size_t ip = 0; ip < rows; ip += mr, dst += kc * mr) {
+        const size_t m = an_min(mr, rows - ip);
+        const float *src = a->data + (i0 + ip) * a->rs + p0 * a->cs;
+        if (a->cs == 1) { /* rows contiguous: read along each row */
+            for (size_t r = 0; r < m; r++)
+                for (size_t k = 0; k < kc; k++)
+                    dst[k * mr + r] = src[r * a->rs + k];
+        } else {
+            for (size_t k = 0; k < kc; k++)
+                for (size_t r = 0; r < m; r++)
+                    dst[k * mr + r] = src[k * a->cs + r * a->rs];
+        }
+        for (size_t k = 0; k < kc && m < mr; k++)
+            for (size_t r = m; r < mr; r++)
+                dst[k * mr + r] = 0.0f;
+    }
+}
+
+/* rows [p0, p0 + kc) x columns [j0, j0 + cols) of B into ceil(cols / nr) panels b[k * nr + j] */
+static void an_pack_b(const an_matrix *b, size_t p0, size_t kc, size_t j0, size_t cols, size_t nr, float *dst)
+{
+    for (size_t jp = 0; jp < cols; jp += nr, dst += kc * nr) {
+        const size_t n = an_min(nr, cols - jp);
+        const float *src = b->data + p0 * b->rs + (j0 + jp) * b->cs;
+        if (b->cs == 1) { /* rows contiguous: copy row pieces */
+            for (size_t k = 0; k < kc; k++) {
+                memcpy(dst + k * nr, src + k * b->rs, n * sizeof *dst);
+                for (size_t j = n; j < nr; j++)
+                    dst[k * nr + j] = 0.0f;
+            }
+        } else {
+            for (size_t j = 0; j < n; j++)
+                for (size_t k = 0; k < kc; k++)
+                    dst[k * nr + j] = src[j * b->cs + k * b->rs];
+            for (size_t k = 0; k < kc && n < nr; k++)
+                for (size_t j = n; j < nr; j++)
+                    dst[k * nr + j] = 0.0f;
+        }
+    }
+}
+
+/* C rows [i0, i1) x columns [j0, j1) of problem `problem`, with the packing buffers of `slot`. */
+static void an_gemm_tile(const an_gemm_job *job, float *slot, size_t problem, size_t i0, size_t i1, size_t j0,
+                         size_t j1)
+{
+    const an_gemm_blocking *blk = &job->blk;
+    const an_matrix a = {job->a.data + problem * job->a_step, job->a.rs, job->a.cs};
+    const an_matrix b = {job->b.data + problem * job->b_step, job->b.rs, job->b.cs};
+    float *c = job->c + problem * job->c_step;
+    float *a_pack = slot, *b_pack = slot + blk->a_floats;
+    if (job->k == 0) { /* an empty sum: zero, or C unchanged */
+        for (size_t i = i0; i < i1 && !job->accumulate; i++)
+            memset(c + i * job->ldc + j0, 0, (j1 - j0) * sizeof *c);
+        return;
+    }
+    for (size_t jc = j0; jc < j1; jc += blk->nc) {
+        const size_t nc = an_min(blk->nc, j1 - jc);
+        for (size_t pc = 0; pc < job->k; pc += job->kc) {
+            const size_t kc = an_min(job->kc, job->k - pc);
+            const uint32_t flags = pc > 0 || job->accumulate ? AN_GEMM_ACCUMULATE : 0u;
+            an_pack_b(&b, pc, kc, jc, nc, blk->nr, b_pack);
+            for (size_t ic = i0; ic < i1; ic += blk->mc) {
+                const size_t mc = an_min(blk->mc, i1 - ic);
+                an_pack_a(&a, ic, mc, pc, kc, blk->mr, a_pack);
+                for (size_t jp = 0; jp < nc; jp += blk->nr) {
+                    const float *bp = b_pack + jp / blk->nr * kc * blk->nr;
+                    const size_t n = an_min(blk->nr, nc - jp);
+                    for (size_t ip = 0; ip < mc; ip += blk->mr) {
+                        job->kernels->gemm(kc, a_pack + ip / blk->mr * kc * blk->mr, bp, an_zero_bias,
+                                           c + (ic + ip) * job->ldc + jc + jp, job->ldc, an_min(blk->mr, mc - ip),
+                                           n, flags);
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void an_gemm_task(void *context, size_t slot_index)
+{
+    an_gemm_job *job = context;
+    float *slot = job->scratch + slot_index * job->slot_floats;
+    const size_t per_problem = job->tiles_m * job->tiles_n, total = job->count * per_problem;
+    for (;;) {
+        size_t tile = atomic_fetch_add_explicit(&job->next_tile, 1, memory_order_relaxed);
+        if (tile >= total)
+            break;
+        const size_t problem = tile / per_problem, tm = tile % per_problem / job->tiles_n,
+                     tn = tile % job->tiles_n;
+        const size_t i0 = tm * job->tile_m, j0 = tn * job->tile_n;
+        an_gemm_tile(job, slot, problem, i0, an_min(i0 + job->tile_m, job->m), j0, an_min(j0 + job->tile_n, job->n));
+    }
+}
+
+/* C (m x n, row stride ldc) = A (m x k) B (k x n), or += when accumulate; `count` problems as described at
+ * an_gemm_job. The scratch slots (one per thread) start at `slots`. */
+static void an_train_gemm(an_backend_context *context, float *slots, size_t m, size_t n, size_t k, an_matrix a,
+                          an_matrix b, float *c, size_t ldc, int accumulate, size_t count, size_t a_step,
+                          size_t b_step, size_t c_step)
+{
+    if (m == 0 || n == 0 || count == 0)
+        return;
+    an_gemm_job job;
+    memset(&job, 0, sizeof job);
+    job.kernels = context->kernels;
+    an_gemm_blocking_init(&job.blk, context->kernels);
+    job.m = m, job.n = n, job.k = k;
+    /* K in equal blocks of at most kc_max: the partition depends on k alone */
+    const size_t k_blocks = k > 0 ? an_div_up(k, job.blk.kc_max) : 1;
+    job.kc = k > 0 ? an_div_up(k, k_blocks) : 0;
+    job.a = a, job.b = b, job.c = c, job.ldc = ldc;
+    job.count = count, job.a_step = a_step, job.b_step = b_step, job.c_step = c_step;
+    job.accumulate = accumulate;
+    job.scratch = slots;
+    job.slot_floats = job.blk.a_floats + job.blk.b_floats;
+    /* Halve the larger side of the tile (in elements) until there are enough tiles or both are one panel. */
+    const size_t threads = context->slot_count;
+    const size_t target = threads == 1 ? 1 : AN_TRAIN_TILES_PER_THREAD * threads;
+    size_t tm = an_div_up(m, job.blk.mr), tn = an_div_up(n, job.blk.nr); /* in panels */
+    const size_t m_panels = tm, n_panels = tn;
+    while (count * an_div_up(m_panels, tm) * an_div_up(n_panels, tn) < target && (tm > 1 || tn > 1)) {
+        if (tn > 1 && (tn * job.blk.nr >= tm * job.blk.mr || tm == 1))
+            tn = an_div_up(tn, 2);
+        else
+            tm = an_div_up(tm, 2);
+    }
+    job.tile_m = tm * job.blk.mr;
+    job.tile_n = tn * job.blk.nr;
+    job.tiles_m = an_div_up(m_panels, tm);
+    job.tiles_n = an_div_up(n_panels, tn);
+    atomic_init(&job.next_tile, 0);
+    const size_t tiles = count * job.tiles_m * job.tiles_n;
+    an_threadpool_run(context->pool, an_gemm_task, &job, an_min(threads, tiles));
+}
+
+/* ---- scratch ---- */
+
+static size_t an_gemm_slot_floats(const an_cpu_kernels *kernels)
+{
+    an_gemm_blocking blk;
+    an_gemm_blocking_init(&blk, kernels);
+    return blk.a_floats + blk.b_floats;
+}
+
+/* One image's im2col / dCol: [in_channels x k x k][out pixels]. */
+static size_t an_conv_col_floats(const an_conv_desc *d)
+{
+    return an_round_up((size_t)d->in_channels * d->kernel_size * d->kernel_size * d->out_height * d->out_width,
+                       16);
+}
+
+void an_cpu_train_scratch_floats(const an_backend_context *context, const an_op_desc *ops, size_t count,
+                                 size_t *col_floats, size_t *gemm_floats)
+{
+    size_t col = 0;
+    int gemm = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (ops[i].kind == AN_OP_CONV2D) {
+            size_t floats = an_conv_col_floats(&ops[i].u.conv);
+            col = floats > col ? floats : col;
+            gemm = 1;
+        } else if (ops[i].kind == AN_OP_FULLY_CONNECTED) {
+            gemm = 1;
+        }
+    }
+    *col_floats = col;
+    *gemm_floats = gemm ? context->slot_count * an_gemm_slot_floats(context->kernels) : 0;
+}
+
+/* The training scratch: the col buffer, then the GEMM slots. Errors (never allocates) when prepare() did not
+ * size it for this shape. */
+static alexnet_status an_train_scratch(an_backend_context *context, size_t col_floats, float **col, float **slots,
+                                       const char *op)
+{
+    const size_t gemm_floats = context->slot_count * an_gemm_slot_floats(context->kernels);
+    if (col_floats > context->train_col_floats || gemm_floats > context->train_gemm_floats)
+        return an_error(ALEXNET_E_STATE,
+                        "cpu-simd: %s: scratch for this shape was not prepared (%zu + %zu floats needed, %zu + %zu "
+                        "prepared)",
+                        op, col_floats, gemm_floats, context->train_col_floats, context->train_gemm_floats);
+    *col = context->scratch;
+    *slots = context->scratch + context->train_col_floats;
+    return ALEXNET_OK;
+}
+
+/* ---- im2col / col2im, split over input channels ---- */
+
+/* The output columns ox whose tap kx lands inside the input row: [*begin, *end). */
+static void an_tap_range(size_t out_size, size_t in_size, size_t stride, size_t padding, size_t tap, size_t *begin,
+                         size_t *end)
+{
+    /* ox * stride + tap - padding in [0, in_size) */
+    size_t lo = tap >= padding ? 0 : an_div_up(padding - tap, stride);
+    size_t hi = in_size + padding > tap ? an_div_up(in_size + padding - tap, stride) : 0;
+    hi = an_min(hi, out_size);
+    *begin = an_min(lo, hi);
+    *end = hi;
+}
+
+typedef struct an_col_job {
+    const an_conv_desc *desc;
+    const float *image; /* im2col: the input image; col2im: unused */
+    float *grad_image;  /* col2im: the image's input gradient */
+    float *col;
+    size_t channels_per_task;
+} an_col_job;
+
+static void an_im2col_task(void *context, size_t index)
+{
+    const an_col_job *job = context;
+    const an_conv_desc *d = job->desc;
+    const size_t ks = d->kernel_size, s = d->stride, pad = d->padding, ow = d->out_width, oh = d->out_height;
+    const size_t n = oh * ow, w = d->in_width, h = d->in_height;
+    const size_t c0 = index * job->channels_per_task, c1 = an_min(c0 + job->channels_per_task, d->in_channels);
+    for (size_t c = c0; c < c1; c++) {
+        const float *plane = job->image + c * h * w;
+        for (size_t ky = 0; ky < ks; ky++) {
+            for (size_t kx = 0; kx < ks; kx++) {
+                float *row = job->col + ((c * ks + ky) * ks + kx) * n;
+                size_t x0, x1;
+                an_tap_range(ow, w, s, pad, kx, &x0, &x1);
+                for (size_t oy = 0; oy < oh; oy++) {
+                    float *dst = row + oy * ow;
+                    const size_t iy = oy * s + ky;
+                    if (iy < pad || iy - pad >= h) {
+                        memset(dst, 0, ow * sizeof *dst);
+                        continue;
+                    }
+                    const float *src = plane + (iy - pad) * w;
+                    for (size_t ox = 0; ox < x0; ox++)
+                        dst[ox] = 0.0f;
+                    for (size_t ox = x0; ox < x1; ox++) /* ox >= x0 keeps ox * s + kx >= pad */
+                        dst[ox] = src[ox * s + kx - pad];
+                    for (size_t ox = x1; ox < ow; ox++)
+                        dst[ox] = 0.0f;
+                }
+            }
+        }
+    }
+}
+
+/* Each input pixel sums its taps in (ky, kx) order: one fixed order whatever the split. */
+static void an_col2im_task(void *context, size_t index)
+{
+    const an_col_job *job = context;
+    const an_conv_desc *d = job->desc;
+    const size_t ks = d->kernel_size, s = d->stride, pad = d->padding, ow = d->out_width, oh = d->out_height;
+    const size_t n = oh * ow, w = d->in_width, h = d->in_height;
+    const size_t c0 = index * job->channels_per_task, c1 = an_min(c0 + job->channels_per_task, d->in_channels);
+    for (size_t c = c0; c < c1; c++) {
+        float *plane = job->grad_image + c * h * w;
+        memset(plane, 0, h * w * sizeof *plane);
+        for (size_t ky = 0; ky < ks; ky++) {
+            for (size_t kx = 0; kx < ks; kx++) {
+                const float *row = job->col + ((c * ks + ky) * ks + kx) * n;
+                size_t x0, x1;
+                an_tap_range(ow, w, s, pad, kx, &x0, &x1);
+                for (size_t oy = 0; oy < oh; oy++) {
+                    const size_t iy = oy * s + ky;
+                    if (iy < pad || iy - pad >= h)
+                        continue;
+                    float *dst = plane + (iy - pad) * w;
+                    const float *src = row + oy * ow;
+                    for (size_t ox = x0; ox < x1; ox++)
+                        dst[ox * s + kx - pad] += src[ox];
+                }
+            }
+        }
+    }
+}
+
+static void an_run_col(an_backend_context *context, an_col_job *job, alexnet_task_fn task)
+{
+    const size_t channels = job->desc->in_channels;
+    job->channels_per_task = an_cpu_chunk_size(channels, an_task_target(context), 1);
+    an_threadpool_run(context->pool, task, job, an_div_up(channels, job->channels_per_task));
+}
+
+/* ---- convolution ---- */
+
+alexnet_status an_cpu_conv2d_backward_data(an_backend_context *context, const an_conv_desc *d,
+                                           const float *grad_out, const float *weight, float *grad_in)
+{
+    float *col = NULL, *slots = NULL;
+    alexnet_status status = an_train_scratch(context, an_conv_col_floats(d), &col, &slots, "conv2d_backward_data");
+    if (status != ALEXNET_OK)
+        return status;
+    const size_t groups = d->groups, m = d->out_channels / groups;
+    const size_t k = (size_t)(d->in_channels / groups) * d->kernel_size * d->kernel_size;
+    const size_t n = (size_t)d->out_height * d->out_width;
+    const size_t in_image = (size_t)d->in_channels * d->in_height * d->in_width;
+    for (size_t image = 0; image < d->batch; image++) {
+        /* dCol_g[K][N] = W_g^T[K][M] dY_g[M][N]: A(kk, oc) = W[oc][kk] */
+        const an_matrix a = {weight, 1, k};
+        const an_matrix b = {grad_out + image * d->out_channels * n, n, 1};
+        an_train_gemm(context, slots, k, n, m, a, b, col, n, 0, groups, m * k, m * n, k * n);
+        an_col_job job = {d, NULL, grad_in + image * in_image, col, 0};
+        an_run_col(context, &job, an_col2im_task);
+    }
+    return ALEXNET_OK;
+}
+
+typedef struct an_bias_job {
+    const float *grad_out;
+    float *grad_bias;
+    size_t batch, channels, plane, per_task;
+} an_bias_job;
+
+/* grad_bias[oc] = sum over images, then pixels, in order */
+static void an_conv_bias_task(void *context, size_t index)
+{
+    const an_bias_job *job = context;
+    const size_t c0 = index * job->per_task, c1 = an_min(c0 + job->per_task, job->channels);
+    for (size_t oc = c0; oc < c1; oc++) {
+        float sum = 0.0f;
+        for (size_t image = 0; image < job->batch; image++) {
+            const float *plane = job->grad_out + (image * job->channels + oc) * job->plane;
+            for (size_t p = 0; p < job->plane; p++)
+                sum += plane[p];
+        }
+        job->grad_bias[oc] = sum;
+    }
+}
+
+alexnet_status an_cpu_conv2d_backward_weights(an_backend_context *context, const an_conv_desc *d, const float *in,
+                                              const float *grad_out, float *grad_weight, float *grad_bias)
+{
+    float *col = NULL, *slots = NULL;
+    alexnet_status status =
+        an_train_scratch(context, an_conv_col_floats(d), &col, &slots, "conv2d_backward_weights");
+    if (status != ALEXNET_OK)
+        return status;
+    const size_t groups = d->groups, m = d->out_channels / groups;
+    const size_t k = (size_t)(d->in_channels / groups) * d->kernel_size * d->kernel_size;
+    const size_t n = (size_t)d->out_height * d->out_width;
+    const size_t in_image = (size_t)d->in_channels * d->in_height * d->in_width;
+    if (d->batch == 0)
+        memset(grad_weight, 0, d->out_channels * k * sizeof *grad_weight);
+    for (size_t image = 0; image < d->batch; image++) {
+        an_col_job job = {d, in + image * in_image, NULL, col, 0};
+        an_run_col(context, &job, an_im2col_task);
+        /* dW_g[M][K] (+)= dY_g[M][N] col_g^T[N][K]: B(p, kk) = col[kk][p] */
+        const an_matrix a = {grad_out + image * d->out_channels * n, n, 1};
+        const an_matrix b = {col, 1, n};
+        an_train_gemm(context, slots, m, k, n, a, b, grad_weight, k, image > 0, groups, m * n, k * n, m * k);
+    }
+    an_bias_job job = {grad_out, grad_bias, d->batch, d->out_channels, n,
+                       an_cpu_chunk_size(d->out_channels, an_task_target(context), 1)};
+    an_threadpool_run(context->pool, an_conv_bias_task, &job, an_div_up(d->out_channels, job.per_task));
+    return ALEXNET_OK;
+}
+
+/* ---- fully connected ---- */
+
+alexnet_status an_cpu_fc_backward_data(an_backend_context *context, const an_fc_desc *d, const float *grad_out,
+                                       const float *weight, float *grad_in)
+{
+    float *col = NULL, *slots = NULL;
+    alexnet_status status = an_train_scratch(context, 0, &col, &slots, "fully_connected_backward_data");
+    if (status != ALEXNET_OK)
+        return status;
+    /* dX[B][I] = dY[B][O] W[O][I] */
+    const an_matrix a = {grad_out, d->out_features, 1};
+    const an_matrix b = {weight, d->in_features, 1};
+    an_train_gemm(context, slots, d->batch, d->in_features, d->out_features, a, b, grad_in, d->in_features, 0, 1, 0,
+                  0, 0);
+    return ALEXNET_OK;
+}
+
+/* grad_bias[o] = sum over images in order; vectorised across o */
+static void an_fc_bias_task(void *context, size_t index)
+{
+    const an_bias_job *job = context;
+    const size_t o0 = index * job->per_task, o1 = an_min(o0 + job->per_task, job->channels);
+    for (size_t o = o0; o < o1; o++)
+        job->grad_bias[o] = 0.0f;
+    for (size_t image = 0; image < job->batch; image++) {
+        const float *row = job->grad_out + image * job->channels;
+        for (size_t o = o0; o < o1; o++)
+            job->grad_bias[o] += row[o];
+    }
+}
+
+alexnet_status an_cpu_fc_backward_weights(an_backend_context *context, const an_fc_desc *d, const float *in,
+                                          const float *grad_out, float *grad_weight, float *grad_bias)
+{
+    float *col = NULL, *slots = NULL;
+    alexnet_status status = an_train_scratch(context, 0, &col, &slots, "fully_connected_backward_weights");
+    if (status != ALEXNET_OK)
+        return status;
+    /* dW[O][I] = dY^T[O][B] X[B][I]: A(o, b) = dY[b][o] */
+    const an_matrix a = {grad_out, 1, d->out_features};
+    const an_matrix b = {in, d->in_features, 1};
+    an_train_gemm(context, slots, d->out_features, d->in_features, d->batch, a, b, grad_weight, d->in_features, 0, 1,
+                  0, 0, 0);
+    an_bias_job job = {grad_out, grad_bias, d->batch, d->out_features, 1,
+                       an_cpu_chunk_size(d->out_features, an_task_target(context), 64)};
+    an_threadpool_run(context->pool, an_fc_bias_task, &job, an_div_up(d->out_features, job.per_task));
+    return ALEXNET_OK;
+}
+
+/* ---- pooling: tasks are ranges of planes ---- */
+
+typedef struct an_pool_back_job {
+    const an_pool_desc *desc;
+    const float *in, *grad_out;
+    float *grad_in;
+    size_t planes, per_task;
+} an_pool_back_job;
+
+/* The forward scan (cpu and reference alike): strictly greater replaces, so the first of equal maxima wins,
+ * and a NaN always replaces. */
+static void an_max_pool_back_task(void *context, size_t index)
+{
+    const an_pool_back_job *job = context;
+    const an_pool_desc *d = job->desc;
+    const size_t in_plane = (size_t)d->in_height * d->in_width, out_plane = (size_t)d->out_height * d->out_width;
+    const size_t p0 = index * job->per_task, p1 = an_min(p0 + job->per_task, job->planes);
+    for (size_t p = p0; p < p1; p++) {
+        const float *src = job->in + p * in_plane, *g = job->grad_out + p * out_plane;
+        float *dst = job->grad_in + p * in_plane;
+        memset(dst, 0, in_plane * sizeof *dst);
+        for (size_t oy = 0; oy < d->out_height; oy++) {
+            for (size_t ox = 0; ox < d->out_width; ox++) {
+                const float *window = src + oy * d->stride * d->in_width + ox * d->stride;
+                size_t best_index = 0;
+                float best = -INFINITY;
+                for (size_t ky = 0; ky < d->kernel_size; ky++) {
+                    for (size_t kx = 0; kx < d->kernel_size; kx++) {
+                        const float v = window[ky * d->in_width + kx];
+                        if (v > best || isnan(v)) {
+                            best = v;
+                            best_index = ky * d->in_width + kx;
+                        }
+                    }
+                }
+                dst[oy * d->stride * d->in_width + ox * d->stride + best_index] += g[oy * d->out_width + ox];
+            }
+        }
+    }
+}
+
+static void an_avg_pool_back_task(void *context, size_t index)
+{
+    const an_pool_back_job *job = context;
+    const an_pool_desc *d = job->desc;
+    const size_t in_plane = (size_t)d->in_height * d->in_width, out_plane = (size_t)d->out_height * d->out_width;
+    const size_t p0 = index * job->per_task, p1 = an_min(p0 + job->per_task, job->planes);
+    for (size_t p = p0; p < p1; p++) {
+        const float *g = job->grad_out + p * out_plane;
+        float *dst = job->grad_in + p * in_plane;
+        memset(dst, 0, in_plane * sizeof *dst);
+        for (uint32_t oy = 0; oy < d->out_height; oy++) {
+            uint32_t y0 = (uint32_t)((uint64_t)oy * d->in_height / d->out_height);
+            uint32_t y1 = (uint32_t)(((uint64_t)(oy + 1) * d->in_height + d->out_height - 1) / d->out_height);
+            for (uint32_t ox = 0; ox < d->out_width; ox++) {
+                uint32_t x0 = (uint32_t)((uint64_t)ox * d->in_width / d->out_width);
+                uint32_t x1 = (uint32_t)(((uint64_t)(ox + 1) * d->in_width + d->out_width - 1) / d->out_width);
+                /* the forward divides the sum by the count: each input gets the share g / count */
+                const float share = g[(size_t)oy * d->out_width + ox] / (float)((y1 - y0) * (x1 - x0));
+                for (uint32_t y = y0; y < y1; y++)
+                    for (uint32_t x = x0; x < x1; x++)
+                        dst[(size_t)y * d->in_width + x] += share;
+            }
+        }
+    }
+}
+
+static void an_run_pool_back(an_backend_context *context, an_pool_back_job *job, alexnet_task_fn task)
+{
+    job->planes = (size_t)job->desc->batch * job->desc->channels;
+    job->per_task = an_cpu_chunk_size(job->planes, an_task_target(context), 1);
+    if (job->planes > 0)
+        an_threadpool_run(context->pool, task, job, an_div_up(job->planes, job->per_task));
+}
+
+void an_cpu_max_pool2d_backward(an_backend_context *context, const an_pool_desc *desc, const float *in,
+                                const float *grad_out, float *grad_in)
+{
+    an_pool_back_job job = {desc, in, grad_out, grad_in, 0, 0};
+    an_run_pool_back(context, &job, an_max_pool_back_task);
+}
+
+void an_cpu_adaptive_avg_pool2d_backward(an_backend_context *context, const an_pool_desc *desc,
+                                         const float *grad_out, float *grad_in)
+{
+    an_pool_back_job job = {desc, NULL, grad_out, grad_in, 0, 0};
+    an_run_pool_back(context, &job, an_avg_pool_back_task);
+}
+
+/* ---- LRN: tasks are (image, range of channels); pixels in chunks of AN_TRAIN_LRN_PIXELS ---- */
+
+typedef struct an_lrn_back_job {
+    const an_lrn_desc *desc;
+    const float *in, *out, *grad_out;
+    float *grad_in;
+    size_t channels_per_task, tasks_per_image;
+} an_lrn_back_job;
+
+/* s_c = k + alpha * (sum of squares over channel c's window) for `count` pixels, summed in the reference's
+ * order (so the same bits). */
+static void an_lrn_scale(const an_lrn_desc *d, const float *image, size_t plane, size_t p0, size_t count, int64_t c,
+                         float *s)
+{
+    const int64_t before = d->size / 2, after = (d->size - 1) / 2;
+    const int64_t j0 = c - before < 0 ? 0 : c - before;
+    const int64_t j1 = c + after >= d->channels ? d->channels - 1 : c + after;
+    float sum[AN_TRAIN_LRN_PIXELS];
+    for (size_t p = 0; p < count; p++)
+        sum[p] = 0.0f;
+    for (int64_t j = j0; j <= j1; j++) {
+        const float *v = image + (size_t)j * plane + p0;
+        for (size_t p = 0; p < count; p++)
+            sum[p] += v[p] * v[p];
+    }
+    for (size_t p = 0; p < count; p++)
+        s[p] = d->k + d->alpha * sum[p];
+}
+
+/* grad a_i = g_i s_i^-beta - 2 alpha beta a_i sum_c g_c b_c / s_c over the channels c whose window holds i
+ * (derivation at an_ref_lrn_backward). */
+static void an_lrn_back_task(void *context, size_t index)
+{
+    const an_lrn_back_job *job = context;
+    const an_lrn_desc *d = job->desc;
+    const size_t image = index / job->tasks_per_image;
+    const size_t i0 = index % job->tasks_per_image * job->channels_per_task;
+    const size_t i1 = an_min(i0 + job->channels_per_task, d->channels);
+    const size_t plane = (size_t)d->height * d->width, base = image * d->channels * plane;
+    const float *a = job->in + base, *b = job->out + base, *g = job->grad_out + base;
+    float *result = job->grad_in + base;
+    const int64_t before = d->size / 2, after = (d->size - 1) / 2;
+    for (size_t p0 = 0; p0 < plane; p0 += AN_TRAIN_LRN_PIXELS) {
+        const size_t count = an_min(AN_TRAIN_LRN_PIXELS, plane - p0);
+        float s[AN_TRAIN_LRN_PIXELS], cross[AN_TRAIN_LRN_PIXELS];
+        for (int64_t i = (int64_t)i0; i < (int64_t)i1; i++) {
+            const int64_t c0 = i - after < 0 ? 0 : i - after;
+            const int64_t c1 = i + before >= d->channels ? d->channels - 1 : i + before;
+            for (size_t p = 0; p < count; p++)
+                cross[p] = 0.0f;
+            for (int64_t c = c0; c <= c1; c++) {
+                an_lrn_scale(d, a, plane, p0, count, c, s);
+                const size_t at = (size_t)c * plane + p0;
+                for (size_t p = 0; p < count; p++)
+                    cross[p] += g[at + p] * b[at + p] / s[p];
+            }
+            an_lrn_scale(d, a, plane, p0, count, i, s);
+            const size_t at = (size_t)i * plane + p0;
+            for (size_t p = 0; p < count; p++)
+                result[at + p] = g[at + p] * powf(s[p], -d->beta) - 2.0f * d->alpha * d->beta * a[at + p] * cross[p];
+        }
+    }
+}
+
+void an_cpu_lrn_backward(an_backend_context *context, const an_lrn_desc *desc, const float *in, const float *out,
+                         const float *grad_out, float *grad_in)
+{
+    if (desc->batch == 0 || desc->channels == 0)
+        return;
+    const size_t per_image_target = an_task_target(context) / desc->batch + 1;
+    an_lrn_back_job job = {desc, in, out, grad_out, grad_in,
+                           an_cpu_chunk_size(desc->channels, per_image_target, 1), 0};
+    job.tasks_per_image = an_div_up(desc->channels, job.channels_per_task);
+    an_threadpool_run(context->pool, an_lrn_back_task, &job, job.tasks_per_image * desc->batch);
+}
+
+/* ---- element-wise: tasks are ranges of elements ---- */
+
+typedef struct an_elementwise_back_job {
+    size_t count, per_task;
+    const float *x, *y;
+    float *out, *extra;
+    float rate;
+    uint64_t seed;
+    const an_sgd_desc *sgd;
+} an_elementwise_back_job;
+
+static void an_range(const an_elementwise_back_job *job, size_t index, size_t *begin, size_t *end)
+{
+    *begin = index * job->per_task;
+    *end = an_min(*begin + job->per_task, job->count);
+}
+
+static void an_run_elementwise(an_backend_context *context, an_elementwise_back_job *job, alexnet_task_fn task)
+{
+    job->per_task = an_cpu_chunk_size(job->count, an_task_target(context), 1024);
+    if (job->count > 0)
+        an_threadpool_run(context->pool, task, job, an_div_up(job->count, job->per_task));
+}
+
+/* x = the ReLU's output, y = grad_out (may be out: in place) */
+static void an_relu_back_task(void *context, size_t index)
+{
+    const an_elementwise_back_job *job = context;
+    size_t begin, end;
+    an_range(job, index, &begin, &end);
+    for (size_t i = begin; i < end; i++)
+        job->out[i] = job->x[i] > 0.0f ? job->y[i] : 0.0f;
+}
+
+void an_cpu_relu_backward(an_backend_context *context, size_t count, const float *out, const float *grad_out,
+                          float *grad_in)
+{
+    an_elementwise_back_job job = {count, 0, out, grad_out, grad_in, NULL, 0.0f, 0, NULL};
+    an_run_elementwise(context, &job, an_relu_back_task);
+}
+
+/* The forward's mask (an_dropout_keep: the same on every backend); x = grad_out (may be out: in place). */
+static void an_dropout_back_task(void *context, size_t index)
+{
+    const an_elementwise_back_job *job = context;
+    size_t begin, end;
+    an_range(job, index, &begin, &end);
+    const float scale = 1.0f / (1.0f - job->rate);
+    for (size_t i = begin; i < end; i++)
+        job->out[i] = an_dropout_keep(job->seed, i, job->rate) ? job->x[i] * scale : 0.0f;
+}
+
+void an_cpu_dropout_backward(an_backend_context *context, size_t count, float rate, uint64_t seed,
+                             const float *grad_out, float *grad_in)
+{
+    an_elementwise_back_job job = {count, 0, grad_out, NULL, grad_in, NULL, rate, seed, NULL};
+    an_run_elementwise(context, &job, an_dropout_back_task);
+}
+
+/* out = param, x = grad, extra = velocity: PyTorch's SGD, in the reference's operation order */
+static void an_sgd_task(void *context, size_t index)
+{
+    const an_elementwise_back_job *job = context;
+    size_t begin, end;
+    an_range(job, index, &begin, &end);
+    const float lr = job->sgd->learning_rate, momentum = job->sgd->momentum, decay = job->sgd->weight_decay;
+    float *param = job->out, *velocity = job->extra;
+    const float *grad = job->x;
+    for (size_t i = begin; i < end; i++) {
+        velocity[i] = momentum * velocity[i] + (grad[i] + decay * param[i]);
+        param[i] -= lr * velocity[i];
+    }
+}
+
+void an_cpu_sgd_update(an_backend_context *context, const an_sgd_desc *desc, float *param, const float *grad,
+                       float *velocity)
+{
+    an_elementwise_back_job job = {desc->count, 0, grad, NULL, param, velocity, 0.0f, 0, desc};
+    an_run_elementwise(context, &job, an_sgd_task);
+}
+
+/* ---- softmax cross-entropy: one task per image ---- */
+
+typedef struct an_loss_job {
+    const an_softmax_desc *desc;
+    const float *logits, *labels;
+    float *grad, *losses;
+} an_loss_job;
+
+/* The reference's arithmetic (log-sum-exp in double): the loss drives the reported figures and the
+ * non-finite check, and a row is tiny next to the layers. */
+static void an_loss_task(void *context, size_t n)
+{
+    const an_loss_job *job = context;
+    const uint32_t classes = job->desc->classes;
+    const float *x = job->logits + n * classes;
+    float *g = job->grad + n * classes;
+    const uint32_t label = (uint32_t)job->labels[n];
+    float max = x[0];
+    for (uint32_t i = 1; i < classes; i++)
+        max = x[i] > max ? x[i] : max;
+    double sum = 0.0;
+    for (uint32_t i = 0; i < classes; i++)
+        sum += exp((double)x[i] - max);
+    const double log_sum = (double)max + log(sum);
+    job->losses[n] = (float)(log_sum - x[label]);
+    for (uint32_t i = 0; i < classes; i++) {
+        double p = exp((double)x[i] - log_sum);
+        g[i] = (float)((p - (i == label ? 1.0 : 0.0)) / job->desc->batch);
+    }
+}
+
+alexnet_status an_cpu_softmax_cross_entropy(an_backend_context *context, const an_softmax_desc *desc,
+                                            const float *logits, const float *labels, float *grad_logits,
+                                            float *losses)
+{
+    for (uint32_t n = 0; n < desc->batch; n++) {
+        const float label = labels[n];
+        if (!(label >= 0.0f && label < (float)desc->classes) || label != floorf(label))
+            return an_error(ALEXNET_E_INVALID_ARGUMENT, "cpu-simd: a label is not a class index in [0, %u)",
+                            desc->classes);
+    }
+    if (desc->classes == 0)
+        return ALEXNET_OK;
+    an_loss_job job = {desc, logits, labels, grad_logits, losses};
+    an_threadpool_run(context->pool, an_loss_task, &job, desc->batch);
+    return ALEXNET_OK;
+}
