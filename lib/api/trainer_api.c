@@ -105,8 +105,10 @@ static alexnet_status an_idx_options(const alexnet_dataset_options *options, ale
         return ALEXNET_OK;
     }
     alexnet_status status = an_dataset_options_check(options, 1);
-    if (status == ALEXNET_OK)
+    if (status == ALEXNET_OK) {
         *resolved = *options;
+        resolved->struct_size = sizeof *resolved; /* the copy holds exactly what this library knows */
+    }
     return status;
 }
 

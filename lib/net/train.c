@@ -67,6 +67,7 @@ static alexnet_status an_train_settings_resolve(const alexnet_trainer_options *o
     if (o->augment != NULL) {
         AN_CHECK(an_augment_options_check(o->augment));
         s->augment = *o->augment;
+        s->augment.struct_size = sizeof s->augment; /* the copy holds exactly what this library knows */
     } else {
         alexnet_augment_options_init(&s->augment);
     }
