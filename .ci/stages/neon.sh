@@ -13,7 +13,9 @@
 #                - through meson test (the cross file's exe_wrapper is qemu): the NEON kernel tests against the
 #                  scalar reference (tests/cpu/test_cpu_kernels with ALEXNET_CPU_ISA=neon: GEMM tiles,
 #                  im2col, Winograd transforms, FC, pooling, LRN, softmax, ReLU, and the convolution drivers
-#                  with 1-3 threads), the portable set the same way (=scalar), and the public API tests
+#                  with 1-3 threads), the portable set the same way (=scalar), the training ops on the NEON
+#                  GEMM microkernel against the reference backend's (tests/cpu/test_cpu_backward), and the
+#                  public API tests
 #                  (tests/api/test_api), whose seeded-initialisation hashes (INIT_HASH_PAPER /
 #                  INIT_HASH_KAIMING) prove the weights are bit-identical on AArch64;
 #                - the PyTorch goldens (tests/net/test_golden, which also checks each model's weight checksum)
@@ -103,7 +105,7 @@ step "compile (library and the tests run here)"
 # -Werror on AArch64 for the library, its NEON kernels and the test programs below: a failure here fails
 # the stage.
 meson compile -C "$build_dir" -j "$jobs" alexnet:shared_library alexnet:static_library test_cpu_kernels \
-    test_api test_golden </dev/null
+    test_cpu_backward test_api test_golden </dev/null
 # The build must really have the NEON set in it (a build without it would skip the NEON tests).
 grep -q -- '-DAN_HAVE_NEON_KERNELS=1' "$build_dir/compile_commands.json" || {
     echo "neon: the cross build did not enable the NEON kernels (lib/cpu/meson.build)" >&2
@@ -148,17 +150,17 @@ run_test() {
 # Through meson, whose exe_wrapper (the cross file) is qemu: the kernel sets against the scalar reference, and
 # the public API (its seeded-initialisation hashes). Every one must pass: a skip (exit 77, a set this build or
 # CPU cannot run) counts as a failure here, since qemu-aarch64 always runs NEON.
-step "tests through meson: cpu_kernels_neon, cpu_kernels_scalar, api"
+step "tests through meson: cpu_kernels_neon, cpu_kernels_scalar, cpu_backward_neon, api"
 meson test -C "$build_dir" --no-rebuild --print-errorlogs --num-processes "$jobs" \
-    cpu_kernels_neon cpu_kernels_scalar api </dev/null
+    cpu_kernels_neon cpu_kernels_scalar cpu_backward_neon api </dev/null
 python3 - "$build_dir/meson-logs/testlog.json" <<'EOF_PY'
 import json, sys
 results = [json.loads(line) for line in open(sys.argv[1])]
 bad = [r["name"] + ": " + r["result"] for r in results if r["result"] != "OK"]
-if len(results) != 3 or bad:
-    sys.exit("neon: expected 3 tests to pass, got %d results; not OK: %s" % (len(results), ", ".join(bad) or "none"))
+if len(results) != 4 or bad:
+    sys.exit("neon: expected 4 tests to pass, got %d results; not OK: %s" % (len(results), ", ".join(bad) or "none"))
 EOF_PY
-tests_passed=$((tests_passed + 3))
+tests_passed=$((tests_passed + 4))
 
 step "goldens subset ($golden_cases)"
 # The goldens for the chosen cases only: the same file format, the case count rewritten.
