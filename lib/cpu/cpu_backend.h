@@ -56,6 +56,9 @@ typedef struct an_conv_geometry {
     size_t a_panel_floats;  /* one packed weight panel: mr biases + k x mr weights */
     size_t b_panel_floats;  /* one packed im2col panel: k x nr */
     size_t padded_height, padded_width;
+    /* Strided convolutions keep the bordered image phase-split (kernels.h): each bordered row is stride
+     * phase rows of phase_floats floats (0 at stride 1: plain rows). row_floats is a stored row's length. */
+    size_t phase_floats, row_floats;
     size_t padded_floats;   /* the image with its zero border, all channels */
     size_t chunk_panels;    /* im2col is packed this many N panels at a time (bounds the scratch) */
     size_t slot_floats;     /* scratch one image needs: padded image + one chunk of packed im2col */

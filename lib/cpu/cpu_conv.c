@@ -6,7 +6,15 @@
  * panels of MR output channels with the biases in front (kernels.h). B, the im2col of one image, is
  * packed straight into panels of NR pixels (by the ISA's im2col kernel) from a zero-bordered copy of the
  * image, so the packer needs no bounds checks: for a fixed tap (c, ky, kx) each run of pixels in one
- * output row reads the bordered plane at a constant stride.
+ * output row reads consecutive floats of the bordered plane. At stride s > 1 (conv1: 11x11, stride 4)
+ * that is because the copy is phase-split: each bordered row is stored as s phase rows, phase q holding
+ * columns q, q + s, q + 2s, ..., so tap kx of a run reads phase row kx mod s from index kx / s on (an
+ * im2col at stride s would otherwise gather, or shuffle every input row of every panel into phases again).
+ * Then a panel whose NR pixels lie in one output row ("direct": most of conv1's, 55 pixels a row) is not
+ * packed at all: its slot in the packed chunk holds K row addresses into the bordered image instead, and
+ * the gemm_indirect microkernel reads the rows in place (the same chain of operations, so the same bits).
+ * Packing is what conv1 cannot amortise: each packed float serves only 64 or 96 output channels (K = 363),
+ * where conv2's serve 192 or 256, and it cost conv1 a fifth of its time.
  *
  * Cache blocking (an_conv_gemm_block): for each block of N panels whose kc x NC slice of B fits L2, for each
  * K block (kc, so that one kc x NR micro-panel of B stays in L1), for each block of M panels whose
@@ -17,9 +25,9 @@
  *   image mode: whole images per task; each of W tasks (W = the pool's concurrency) owns one scratch slot
  *     and takes images from a shared counter until none is left: no barrier inside a layer. It packs one
  *     cache block of N panels at a time and runs every M panel over it while it is still in L2;
- *   tile mode (the last batch % W images, so batch 1): the image is bordered on the calling thread, then
- *     one parallel pass packs B panels, and one computes tiles of (group, M panels, N panels) sized so
- *     there are several tiles per thread.
+ *   tile mode (the last batch % W images, so batch 1): one parallel pass borders the image (blocks of
+ *     rows), one packs B panels, and one computes tiles of (group, M panels, N panels) sized so there are
+ *     several tiles per thread.
  * Every output element is the same microkernel chain over the same K blocks whichever scheme, tile or
  * thread computes it, so the bits do not depend on the thread count, the host's task order or the batch. */
 #include <stdatomic.h>
@@ -58,9 +66,11 @@ void an_conv_geometry_init(an_conv_geometry *g, const an_conv_desc *d, const an_
     g->b_panel_floats = an_round_up(g->k * g->nr, 16); /* keeps every panel 64-byte aligned */
     g->padded_height = (size_t)d->in_height + 2 * (size_t)d->padding;
     g->padded_width = (size_t)d->in_width + 2 * (size_t)d->padding;
+    g->phase_floats = d->stride > 1 ? an_div_up(g->padded_width, d->stride) : 0;
+    g->row_floats = d->stride > 1 ? d->stride * g->phase_floats : g->padded_width;
     /* lead slack, the bordered image, tail slack (what the im2col kernels may read around it) */
     g->padded_floats = an_round_up(AN_IM2COL_LEAD_FLOATS +
-                                       (size_t)d->in_channels * g->padded_height * g->padded_width +
+                                       (size_t)d->in_channels * g->padded_height * g->row_floats +
                                        AN_IM2COL_TAIL_FLOATS,
                                    16);
     size_t chunk = AN_CONV_B_CHUNK_FLOATS / (g->groups * g->b_panel_floats);
@@ -86,53 +96,112 @@ void an_conv_pack_weights(const an_conv_geometry *g, const float *weight, const 
     }
 }
 
-/* The image (all channels) with its zero border, after AN_IM2COL_LEAD_FLOATS of slack in `slot` and followed
- * by the tail slack (zeroed too, so that nothing reads memory another thread is writing). Returns the
- * bordered image's first float. */
-static const float *an_conv_border_image(const an_conv_desc *d, const an_conv_geometry *g, const float *image,
-                                         float *slot)
+/* Rows [row_begin, row_end) of the bordered image (row i: channel i / padded_height, bordered row
+ * i % padded_height), each of row_floats: zeros above and below the image, the input row between its zero
+ * columns, phase-split at stride > 1 (every stored float written: the phase rows' ends past the bordered
+ * width are zero). */
+static void an_conv_border_rows(const an_conv_desc *d, const an_conv_geometry *g, const float *image,
+                                float *bordered, size_t row_begin, size_t row_end)
 {
-    const size_t pw = g->padded_width, pad = d->padding, w = d->in_width;
+    const size_t rf = g->row_floats, pad = d->padding, w = d->in_width, h = d->in_height, s = d->stride;
+    const size_t pf = g->phase_floats;
+    for (size_t i = row_begin; i < row_end; i++) {
+        const size_t c = i / g->padded_height, y = i % g->padded_height;
+        float *row = bordered + i * rf;
+        if (y < pad || y >= pad + h) {
+            memset(row, 0, rf * sizeof *row);
+            continue;
+        }
+        const float *in = image + (c * h + (y - pad)) * w;
+        if (pf == 0) {
+            memset(row, 0, pad * sizeof *row);
+            memcpy(row + pad, in, w * sizeof *row);
+            memset(row + pad + w, 0, pad * sizeof *row);
+            continue;
+        }
+        /* phase q, index t: bordered column x = t * s + q, input column x - pad */
+        for (size_t q = 0; q < s; q++) {
+            float *phase = row + q * pf;
+            size_t t = 0;
+            for (; t < pf && t * s + q < pad; t++)
+                phase[t] = 0.0f;
+            for (; t < pf && t * s + q < pad + w; t++)
+                phase[t] = in[t * s + q - pad];
+            for (; t < pf; t++)
+                phase[t] = 0.0f;
+        }
+    }
+}
+
+/* The slack around the bordered image in `slot`: AN_IM2COL_LEAD_FLOATS before it, the tail after it (zeroed
+ * too, so that nothing reads memory another thread is writing). Returns the bordered image's first float. */
+static float *an_conv_border_slack(const an_conv_desc *d, const an_conv_geometry *g, float *slot)
+{
     float *bordered = slot + AN_IM2COL_LEAD_FLOATS;
     memset(slot, 0, AN_IM2COL_LEAD_FLOATS * sizeof *slot);
-    for (size_t c = 0; c < d->in_channels; c++) {
-        float *plane = bordered + c * g->padded_height * pw;
-        const float *src = image + c * (size_t)d->in_height * w;
-        memset(plane, 0, pad * pw * sizeof *plane);
-        for (size_t y = 0; y < d->in_height; y++) {
-            float *row = plane + (pad + y) * pw;
-            memset(row, 0, pad * sizeof *row);
-            memcpy(row + pad, src + y * w, w * sizeof *row);
-            memset(row + pad + w, 0, pad * sizeof *row);
-        }
-        memset(plane + (pad + d->in_height) * pw, 0, pad * pw * sizeof *plane);
-    }
-    float *tail = bordered + (size_t)d->in_channels * g->padded_height * pw;
+    float *tail = bordered + (size_t)d->in_channels * g->padded_height * g->row_floats;
     memset(tail, 0, (size_t)(slot + g->padded_floats - tail) * sizeof *tail);
     return bordered;
 }
 
+/* The whole bordered image (all channels) with its slack in `slot`; returns its first float. */
+static const float *an_conv_border_image(const an_conv_desc *d, const an_conv_geometry *g, const float *image,
+                                         float *slot)
+{
+    float *bordered = an_conv_border_slack(d, g, slot);
+    an_conv_border_rows(d, g, image, bordered, 0, (size_t)d->in_channels * g->padded_height);
+    return bordered;
+}
+
+/* Whether panel jp is read in place (see the top): phase-split, and all NR pixels in one output row. */
+static int an_conv_panel_direct(const an_conv_desc *d, const an_conv_geometry *g, size_t jp)
+{
+    const size_t p0 = jp * g->nr;
+    return g->phase_floats != 0 && p0 + g->nr <= g->n && p0 % d->out_width + g->nr <= d->out_width;
+}
+
 /* One K x NR panel of im2col: pixels [jp * NR, jp * NR + NR) of group `group`, from the bordered image,
- * through the ISA's packer; here only the panel's runs of pixels within one output row are worked out. */
+ * through the ISA's packer; here only the panel's runs of pixels within one output row are worked out. A
+ * direct panel gets its K row addresses instead (K pointers fit in the K x NR floats of its slot). */
 static void an_conv_pack_panel(const an_cpu_kernels *kernels, const an_conv_desc *d, const an_conv_geometry *g,
                                const float *bordered, size_t group, size_t jp, float *dst)
 {
-    const size_t nr = g->nr, stride = d->stride, ow = d->out_width, pw = g->padded_width;
+    if (an_conv_panel_direct(d, g, jp)) {
+        const size_t s = d->stride, ks = d->kernel_size, channels = d->in_channels / d->groups;
+        const size_t plane = g->padded_height * g->row_floats, p0 = jp * g->nr;
+        const size_t oy = p0 / d->out_width, ox = p0 % d->out_width;
+        /* tap (c, ky, kx) of pixel ox: phase row kx % s of bordered row oy * s + ky, index ox + kx / s */
+        const float *start = bordered + group * channels * plane + oy * s * g->row_floats + ox;
+        const float **rows = (const float **)(void *)dst;
+        for (size_t c = 0; c < channels; c++)
+            for (size_t ky = 0; ky < ks; ky++) {
+                const float *line = start + c * plane + ky * g->row_floats;
+                for (size_t kx0 = 0; kx0 < s && kx0 < ks; kx0++) /* the taps of one phase row: kx0 + s i */
+                    for (size_t kx = kx0, i = 0; kx < ks; kx += s, i++)
+                        rows[kx] = line + kx0 * g->phase_floats + i;
+                rows += ks;
+            }
+        return;
+    }
+    const size_t nr = g->nr, stride = d->stride, ow = d->out_width, rf = g->row_floats;
+    /* pixel ox of a run starts at bordered column ox * stride: index ox of phase 0 when phase-split */
+    const size_t column_step = g->phase_floats ? 1 : stride;
     const size_t p0 = jp * nr, count = an_min(nr, g->n - p0);
     an_im2col_panel panel;
     panel.channels = d->in_channels / d->groups;
-    panel.plane_floats = g->padded_height * pw;
+    panel.plane_floats = g->padded_height * rf;
     panel.image = bordered + group * panel.channels * panel.plane_floats;
     panel.kernel_size = d->kernel_size;
     panel.stride = stride;
-    panel.row_floats = pw;
+    panel.row_floats = rf;
+    panel.phase_floats = g->phase_floats;
     panel.columns = count;
     panel.runs = 0;
     for (size_t j = 0; j < count;) {
         size_t p = p0 + j, oy = p / ow, ox = p % ow, length = an_min(count - j, ow - ox);
         panel.run_column[panel.runs] = j;
         panel.run_length[panel.runs] = length;
-        panel.run_offset[panel.runs] = oy * stride * pw + ox * stride;
+        panel.run_offset[panel.runs] = oy * stride * rf + ox * column_step;
         panel.runs++;
         j += length;
     }
@@ -152,9 +221,12 @@ typedef struct an_conv_job {
     /* image mode */
     _Atomic size_t next_image;
     size_t image_end;
-    /* tile mode: the image, the chunk [chunk_begin, chunk_end) of N panels, the tiling */
+    /* tile mode: the image, the chunk [chunk_begin, chunk_end) of N panels, the tiling; the bordering is
+     * split into tasks of border_rows rows */
     size_t image;
     const float *padded;
+    float *bordering;
+    size_t border_rows;
     size_t chunk_begin, chunk_end;
     size_t tile_m_panels, tile_n_panels, tiles_m, tiles_n;
 } an_conv_job;
@@ -171,6 +243,7 @@ static void an_conv_gemm_block(const an_conv_job *job, size_t image, size_t grou
 {
     const an_conv_geometry *g = &job->g;
     const an_gemm_ukernel_fn gemm = job->kernels->gemm;
+    const an_gemm_indirect_fn indirect = job->kernels->gemm_indirect;
     const float *a_group = job->packed + group * g->m_panels * g->a_panel_floats;
     float *c_group = job->out + (image * job->desc->out_channels + group * g->m) * g->n;
     for (size_t jb = jp0; jb < jp1; jb += job->nc_panels) {
@@ -182,8 +255,18 @@ static void an_conv_gemm_block(const an_conv_job *job, size_t image, size_t grou
             for (size_t ib = ip0; ib < ip1; ib += job->mc_panels) {
                 const size_t ib_end = an_min(ib + job->mc_panels, ip1);
                 for (size_t jp = jb; jp < jb_end; jp++) {
-                    const float *b = b_group + (jp - chunk_begin) * g->b_panel_floats + pc * g->nr;
+                    const float *panel = b_group + (jp - chunk_begin) * g->b_panel_floats;
                     const size_t n = an_min(g->nr, g->n - jp * g->nr);
+                    if (an_conv_panel_direct(job->desc, g, jp)) {
+                        const float *const *rows = (const float *const *)(const void *)panel + pc;
+                        for (size_t ip = ib; ip < ib_end; ip++) {
+                            const float *a = a_group + ip * g->a_panel_floats;
+                            indirect(kc, a + g->mr + pc * g->mr, rows, a, c_group + ip * g->mr * g->n + jp * g->nr,
+                                     g->n, an_min(g->mr, g->m - ip * g->mr), n, flags);
+                        }
+                        continue;
+                    }
+                    const float *b = panel + pc * g->nr;
                     for (size_t ip = ib; ip < ib_end; ip++) {
                         const float *a = a_group + ip * g->a_panel_floats;
                         gemm(kc, a + g->mr + pc * g->mr, b, a, c_group + ip * g->mr * g->n + jp * g->nr, g->n,
@@ -230,6 +313,14 @@ static void an_conv_image_task(void *context, size_t slot_index)
 
 /* ---- tile mode ---- */
 
+static void an_conv_border_task(void *context, size_t index)
+{
+    an_conv_job *job = context;
+    const size_t rows = (size_t)job->desc->in_channels * job->g.padded_height, begin = index * job->border_rows;
+    an_conv_border_rows(job->desc, &job->g, an_conv_image_input(job, job->image), job->bordering, begin,
+                        an_min(begin + job->border_rows, rows));
+}
+
 static void an_conv_pack_task(void *context, size_t index)
 {
     an_conv_job *job = context;
@@ -275,7 +366,12 @@ static void an_conv_tile_mode(an_backend_context *context, an_conv_job *job, siz
 {
     const an_conv_geometry *g = &job->g;
     job->image = image;
-    job->padded = an_conv_bordered(job, image, job->scratch);
+    /* bordered by the pool too: at batch 1 a serial copy (conv1's is phase-split) would idle the others */
+    job->bordering = an_conv_border_slack(job->desc, g, job->scratch);
+    job->padded = job->bordering;
+    const size_t rows = (size_t)job->desc->in_channels * g->padded_height;
+    job->border_rows = an_div_up(rows, AN_CONV_TILES_PER_THREAD * context->slot_count);
+    an_threadpool_run(context->pool, an_conv_border_task, job, an_div_up(rows, job->border_rows));
     for (size_t begin = 0; begin < g->n_panels; begin += g->chunk_panels) {
         job->chunk_begin = begin;
         job->chunk_end = an_min(begin + g->chunk_panels, g->n_panels);

@@ -35,6 +35,8 @@ static const an_cpu_kernels *kernels;
 /* lib/cpu/kernels/f32-{gemm-12x32,fc-4x3}-avx512.c compiled with avx512_emulation.h, renamed */
 void an_emulated_gemm_12x32(size_t kc, const float *a, const float *b, const float *bias, float *c, size_t ldc,
                             size_t m, size_t n, uint32_t flags);
+void an_emulated_gemm_12x32_indirect(size_t kc, const float *a, const float *const *b_rows, const float *bias,
+                                     float *c, size_t ldc, size_t m, size_t n, uint32_t flags);
 void an_emulated_fc_4x3(const an_fc_desc *desc, const float *in, const float *weight, const float *bias, float *out,
                         size_t row_begin, size_t row_end);
 static an_cpu_kernels emulated_avx512;
@@ -150,6 +152,46 @@ START_TEST(gemm_microkernel_relu_keeps_nan_and_negative_zero)
 }
 END_TEST
 
+/* ---- the indirect GEMM microkernel: the packed one's bits, from rows anywhere ---- */
+
+START_TEST(gemm_indirect_matches_packed_gemm)
+{
+    const size_t mr = kernels->gemm_mr, nr = kernels->gemm_nr;
+    for (int trial = 0; trial < 200; trial++) {
+        size_t kc = rand_range(0, 400), m = rand_range(1, (uint32_t)mr), n = rand_range(1, (uint32_t)nr);
+        size_t ldc = n + rand_range(0, 5);
+        uint32_t flags = rand_range(0, 3);
+        float *a = random_floats(kc * mr + 1, 110 + (uint64_t)trial), *bias = random_floats(mr, 120 + (uint64_t)trial);
+        float *b = NULL;
+        ck_assert_int_eq(posix_memalign((void **)&b, 64, (kc * nr + 16) * sizeof *b), 0);
+        test_fill_input(b, kc * nr, 130 + (uint64_t)trial);
+        /* the same rows, each at its own unaligned place in a larger buffer with random floats around them
+         * (columns past n too: computed but never stored, so they must not matter) */
+        const size_t gap = rand_range(0, 37), pitch = nr + 8 + gap; /* rows start up to 7 floats in */
+        float *scattered = random_floats(kc * pitch + nr + 8, 140 + (uint64_t)trial);
+        const float **rows = malloc((kc + 1) * sizeof *rows);
+        for (size_t k = 0; k < kc; k++) {
+            float *row = scattered + (kc - 1 - k) * pitch + (k * 7 + (size_t)trial) % 8; /* any order, offset */
+            memcpy(row, b + k * nr, n * sizeof *row);
+            rows[k] = row;
+        }
+        size_t c_count = mr * ldc + nr;
+        float *c = random_floats(c_count, 150 + (uint64_t)trial), *want = malloc(c_count * sizeof *want);
+        memcpy(want, c, c_count * sizeof *c);
+        for (size_t k = 0; k < kc; k++) /* the packed panel has zeros past n, as the driver packs it */
+            for (size_t j = n; j < nr; j++)
+                b[k * nr + j] = 0.0f;
+        kernels->gemm(kc, a, b, bias, want, ldc, m, n, flags);
+        kernels->gemm_indirect(kc, a, rows, bias, c, ldc, m, n, flags);
+        for (size_t i = 0; i < c_count; i++)
+            ck_assert_msg(memcmp(&c[i], &want[i], sizeof c[i]) == 0,
+                          "gemm_indirect kc %zu m %zu n %zu flags %u at %zu: %.9g vs %.9g", kc, m, n, flags, i,
+                          (double)c[i], (double)want[i]);
+        free(a), free(bias), free(b), free(scattered), free(rows), free(c), free(want);
+    }
+}
+END_TEST
+
 /* ---- im2col panels, every NR the SIMD sets use, against the portable packer (copies are exact) ---- */
 
 START_TEST(im2col_panels_match_portable_packer)
@@ -192,6 +234,41 @@ START_TEST(im2col_panels_match_portable_packer)
             ck_assert_msg(memcmp(&got[i], &want[i], sizeof got[i]) == 0,
                           "im2col nr %zu stride %zu k %zu ow %zu runs %zu [%zu][%zu]: %g vs %g", nr, p.stride,
                           p.kernel_size, ow, p.runs, i / nr, i % nr, (double)got[i], (double)want[i]);
+        if (p.stride > 1) {
+            /* the same panel from the phase-split image the driver makes (kernels.h), through this set's
+             * packer and the portable one: the plain panel's values */
+            an_im2col_panel q = p;
+            q.phase_floats = (p.row_floats + p.stride - 1) / p.stride + rand_range(0, 2);
+            q.row_floats = p.stride * q.phase_floats;
+            q.plane_floats = height * q.row_floats;
+            size_t q_total = AN_IM2COL_LEAD_FLOATS + p.channels * q.plane_floats + AN_IM2COL_TAIL_FLOATS;
+            float *split = random_floats(q_total, 85 + (uint64_t)trial); /* unused phase slots stay random */
+            q.image = split + AN_IM2COL_LEAD_FLOATS;
+            for (size_t c = 0; c < p.channels; c++)
+                for (size_t y = 0; y < height; y++)
+                    for (size_t x = 0; x < p.row_floats; x++)
+                        split[AN_IM2COL_LEAD_FLOATS + c * q.plane_floats + y * q.row_floats +
+                              x % p.stride * q.phase_floats + x / p.stride] =
+                            p.image[c * p.plane_floats + y * p.row_floats + x];
+            for (size_t r = 0; r < q.runs; r++) { /* pixel ox of row oy: index ox of phase 0 */
+                size_t pixel = jp * nr + q.run_column[r], oy = pixel / ow, ox = pixel % ow;
+                q.run_offset[r] = oy * q.stride * q.row_floats + ox;
+            }
+            for (int set = 0; set < 2; set++) {
+                for (size_t i = 0; i < k * nr; i++)
+                    got[i] = 12345.0f;
+                if (set == 0)
+                    kernels->im2col(&q, nr, got);
+                else
+                    an_f32_im2col_scalar(&q, nr, got);
+                for (size_t i = 0; i < k * nr; i++)
+                    ck_assert_msg(memcmp(&got[i], &want[i], sizeof got[i]) == 0,
+                                  "%s im2col, phase-split: nr %zu stride %zu k %zu ow %zu runs %zu [%zu][%zu]: %g vs %g",
+                                  set == 0 ? "this set's" : "portable", nr, p.stride, p.kernel_size, ow, p.runs,
+                                  i / nr, i % nr, (double)got[i], (double)want[i]);
+            }
+            free(split);
+        }
         free(image), free(got), free(want);
     }
 }
@@ -321,6 +398,19 @@ START_TEST(conv_long_k_crosses_k_blocks)
     check_conv((an_conv_desc){2, 64, 7, 9, 13, 0, 0, 3, 1, 1, 1, 1}, 2);
     check_conv((an_conv_desc){1, 260, 5, 5, 14, 0, 0, 3, 1, 1, 2, 1}, 3);
     check_conv((an_conv_desc){3, 40, 6, 6, 20, 0, 0, 5, 1, 2, 1, 0}, 1);
+}
+END_TEST
+
+START_TEST(conv_strided_wide_rows_direct_and_packed_panels)
+{
+    /* strided convolutions with output rows wider than every NR (8 ... 32): most panels lie in one output
+     * row and run through gemm_indirect on the phase-split image, the rest (and N tails) are packed; odd
+     * widths, padding, groups, and K blocks (K = 8 x 121 = 968 > kc) */
+    check_conv((an_conv_desc){2, 3, 19, 151, 13, 0, 0, 11, 4, 2, 1, 1}, 2);
+    check_conv((an_conv_desc){1, 3, 23, 147, 7, 0, 0, 11, 4, 0, 1, 0}, 3);
+    check_conv((an_conv_desc){3, 4, 11, 90, 10, 0, 0, 3, 2, 1, 2, 1}, 2);
+    check_conv((an_conv_desc){1, 5, 13, 131, 9, 0, 0, 5, 3, 2, 1, 1}, 1);
+    check_conv((an_conv_desc){2, 8, 14, 170, 6, 0, 0, 11, 4, 1, 1, 1}, 3);
 }
 END_TEST
 
@@ -588,6 +678,7 @@ int main(void)
 #ifdef AN_TEST_AVX512_EMULATED
     emulated_avx512 = an_cpu_kernels_avx512;
     emulated_avx512.gemm = an_emulated_gemm_12x32;
+    emulated_avx512.gemm_indirect = an_emulated_gemm_12x32_indirect;
     emulated_avx512.fc = an_emulated_fc_4x3;
     emulated_avx512.description = "AVX-512 kernels with emulated intrinsics (12x32 GEMM)";
     kernels = &emulated_avx512;
@@ -598,10 +689,12 @@ int main(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, gemm_microkernel_tiles_flags_and_guards);
     tcase_add_test(tc, gemm_microkernel_relu_keeps_nan_and_negative_zero);
+    tcase_add_test(tc, gemm_indirect_matches_packed_gemm);
     tcase_add_test(tc, im2col_panels_match_portable_packer);
     tcase_add_test(tc, winograd_transforms_match_portable_ones);
     tcase_add_test(tc, conv_random_shapes);
     tcase_add_test(tc, conv_long_k_crosses_k_blocks);
+    tcase_add_test(tc, conv_strided_wide_rows_direct_and_packed_panels);
     tcase_add_test(tc, conv_alexnet_layer_shapes);
     tcase_add_test(tc, fc_random_shapes_and_row_splits);
     tcase_add_test(tc, fc_through_backend_threads);

@@ -3,16 +3,25 @@
  * Blocking: per step of K, two aligned 64-byte loads bring the 32 im2col values of the packed B row and
  * each of the 12 packed weights is broadcast into both halves: 24 FMAs for 2 loads + 12 broadcasts, with 24
  * independent chains; 27 of the 32 ZMM registers are live. Partial tiles store through opmasks. gemm_kc in
- * the table keeps the kc x 32 B panel (128 kc bytes) in L1 beside the 12 x kc A panel. */
+ * the table keeps the kc x 32 B panel (128 kc bytes) in L1 beside the 12 x kc A panel.
+ *
+ * The indirect variant reads B row k with two unaligned loads from b_rows[k] instead; both come from one
+ * body. Its name is pasted onto the packed kernel's, so that the emulated build of this file (tests/cpu,
+ * which renames the packed kernel with -D) renames it too. */
 #include <immintrin.h>
 
 #include "cpu/kernels/kernels-avx512.h"
 
 #define MR 12
 #define NR 32
+#define AN_ALWAYS_INLINE inline __attribute__((always_inline))
+#define AN_PASTE_(a, b) a##b
+#define AN_PASTE(a, b) AN_PASTE_(a, b)
 
-void an_f32_gemm_12x32_avx512(size_t kc, const float *a, const float *b, const float *bias, float *c, size_t ldc,
-                              size_t m, size_t n, uint32_t flags)
+/* b_rows == NULL: the packed panel b; else row k at b_rows[k] (the branch folds away in each caller). */
+static AN_ALWAYS_INLINE void an_gemm_12x32(size_t kc, const float *a, const float *b, const float *const *b_rows,
+                                          const float *bias, float *c, size_t ldc, size_t m, size_t n,
+                                          uint32_t flags)
 {
     const __mmask16 mask_lo = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
     const __mmask16 mask_hi = n >= 32 ? (__mmask16)0xFFFF : n > 16 ? (__mmask16)((1u << (n - 16)) - 1u) : 0;
@@ -29,7 +38,15 @@ void an_f32_gemm_12x32_avx512(size_t kc, const float *a, const float *b, const f
     }
 
     for (size_t k = 0; k < kc; k++) {
-        const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+        __m512 b0, b1;
+        if (b_rows != NULL) {
+            b0 = _mm512_loadu_ps(b_rows[k]);
+            b1 = _mm512_loadu_ps(b_rows[k] + 16);
+        } else {
+            b0 = _mm512_load_ps(b);
+            b1 = _mm512_load_ps(b + 16);
+            b += NR;
+        }
 #pragma GCC unroll 12
         for (size_t r = 0; r < MR; r++) {
             const __m512 av = _mm512_set1_ps(a[r]);
@@ -37,7 +54,6 @@ void an_f32_gemm_12x32_avx512(size_t kc, const float *a, const float *b, const f
             acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
         }
         a += MR;
-        b += NR;
     }
 
     const __m512 zero = _mm512_setzero_ps();
@@ -54,4 +70,17 @@ void an_f32_gemm_12x32_avx512(size_t kc, const float *a, const float *b, const f
         _mm512_mask_storeu_ps(c + r * ldc, mask_lo, lo);
         _mm512_mask_storeu_ps(c + r * ldc + 16, mask_hi, hi);
     }
+}
+
+void an_f32_gemm_12x32_avx512(size_t kc, const float *a, const float *b, const float *bias, float *c, size_t ldc,
+                              size_t m, size_t n, uint32_t flags)
+{
+    an_gemm_12x32(kc, a, b, NULL, bias, c, ldc, m, n, flags);
+}
+
+void AN_PASTE(an_f32_gemm_12x32_avx512, _indirect)(size_t kc, const float *a, const float *const *b_rows,
+                                                   const float *bias, float *c, size_t ldc, size_t m, size_t n,
+                                                   uint32_t flags)
+{
+    an_gemm_12x32(kc, a, NULL, b_rows, bias, c, ldc, m, n, flags);
 }

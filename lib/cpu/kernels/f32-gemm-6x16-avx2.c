@@ -4,7 +4,11 @@
  * the 6 packed weights of the A column is broadcast once and multiplied into both halves: 12 FMAs for 2
  * loads + 6 broadcasts, with 12 independent accumulator chains (enough to cover the FMA latency on two
  * pipes). 15 of the 16 YMM registers are live. The driver (lib/cpu/cpu_conv.c) keeps the kc x 16 B panel
- * in L1 across consecutive A panels and the A block in L2 (see gemm_kc in the table). */
+ * in L1 across consecutive A panels and the A block in L2 (see gemm_kc in the table).
+ *
+ * The indirect variant reads B row k with two unaligned loads from b_rows[k] instead (conv1's unpacked
+ * panels: the rows are consecutive floats of the bordered input, in L1 for all M panels of one N panel;
+ * loads have ports to spare here: 2 B + 6 broadcasts per 6 cycles of FMAs). Both come from one body. */
 #include <immintrin.h>
 
 #include "cpu/kernels/f32-math-avx2.h"
@@ -12,6 +16,7 @@
 
 #define MR 6
 #define NR 16
+#define AN_ALWAYS_INLINE inline __attribute__((always_inline))
 
 /* Store one 16-wide row, clipped to n columns. */
 static inline void an_store_row(float *c, __m256 lo, __m256 hi, size_t n)
@@ -41,8 +46,9 @@ static inline void an_load_row(const float *c, size_t n, __m256 *lo, __m256 *hi)
     }
 }
 
-void an_f32_gemm_6x16_avx2(size_t kc, const float *a, const float *b, const float *bias, float *c, size_t ldc,
-                           size_t m, size_t n, uint32_t flags)
+/* b_rows == NULL: the packed panel b; else row k at b_rows[k] (the branch folds away in each caller). */
+static AN_ALWAYS_INLINE void an_gemm_6x16(size_t kc, const float *a, const float *b, const float *const *b_rows,
+                                         const float *bias, float *c, size_t ldc, size_t m, size_t n, uint32_t flags)
 {
     __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
     if (flags & AN_GEMM_ACCUMULATE) {
@@ -69,7 +75,15 @@ void an_f32_gemm_6x16_avx2(size_t kc, const float *a, const float *b, const floa
     }
 
     for (size_t k = 0; k < kc; k++) {
-        const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+        __m256 b0, b1;
+        if (b_rows != NULL) {
+            b0 = _mm256_loadu_ps(b_rows[k]);
+            b1 = _mm256_loadu_ps(b_rows[k] + 8);
+        } else {
+            b0 = _mm256_load_ps(b);
+            b1 = _mm256_load_ps(b + 8);
+            b += NR;
+        }
         __m256 av = _mm256_broadcast_ss(a + 0);
         c00 = _mm256_fmadd_ps(av, b0, c00);
         c01 = _mm256_fmadd_ps(av, b1, c01);
@@ -89,7 +103,6 @@ void an_f32_gemm_6x16_avx2(size_t kc, const float *a, const float *b, const floa
         c50 = _mm256_fmadd_ps(av, b0, c50);
         c51 = _mm256_fmadd_ps(av, b1, c51);
         a += MR;
-        b += NR;
     }
 
     if (flags & AN_GEMM_RELU) {
@@ -114,4 +127,16 @@ void an_f32_gemm_6x16_avx2(size_t kc, const float *a, const float *b, const floa
         an_store_row(c + 4 * ldc, c40, c41, n);
     if (m > 5)
         an_store_row(c + 5 * ldc, c50, c51, n);
+}
+
+void an_f32_gemm_6x16_avx2(size_t kc, const float *a, const float *b, const float *bias, float *c, size_t ldc,
+                           size_t m, size_t n, uint32_t flags)
+{
+    an_gemm_6x16(kc, a, b, NULL, bias, c, ldc, m, n, flags);
+}
+
+void an_f32_gemm_6x16_avx2_indirect(size_t kc, const float *a, const float *const *b_rows, const float *bias,
+                                    float *c, size_t ldc, size_t m, size_t n, uint32_t flags)
+{
+    an_gemm_6x16(kc, a, NULL, b_rows, bias, c, ldc, m, n, flags);
 }

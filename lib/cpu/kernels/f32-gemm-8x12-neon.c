@@ -10,7 +10,9 @@
  * B panel in L1 across consecutive A panels and the A block in L2 (gemm_kc in the table).
  *
  * Each C element is bias (or C) followed by one FMA per k in k order, the chain kernels.h prescribes, and
- * the same one the AVX2 and AVX-512 microkernels compute, so every set gives the same bits here. */
+ * the same one the AVX2 and AVX-512 microkernels compute, so every set gives the same bits here.
+ *
+ * The indirect variant reads B row k with three loads from b_rows[k] instead; both come from one body. */
 #include <arm_neon.h>
 
 #include "cpu/kernels/f32-math-neon.h"
@@ -18,6 +20,7 @@
 
 #define MR 8
 #define NR 12
+#define AN_ALWAYS_INLINE inline __attribute__((always_inline))
 
 /* The 24 accumulators are named variables (c<row>_<vector>), never an array, so that nothing forces them
  * to memory: AN_ROWS(X) expands X(r, a, lane) for the 8 rows, with the A vector and lane each row's weight
@@ -49,8 +52,9 @@ static inline void an_store_row(float *c, size_t n, float32x4_t v0, float32x4_t 
     }
 }
 
-void an_f32_gemm_8x12_neon(size_t kc, const float *a, const float *b, const float *bias, float *c, size_t ldc,
-                           size_t m, size_t n, uint32_t flags)
+/* b_rows == NULL: the packed panel b; else row k at b_rows[k] (the branch folds away in each caller). */
+static AN_ALWAYS_INLINE void an_gemm_8x12(size_t kc, const float *a, const float *b, const float *const *b_rows,
+                                         const float *bias, float *c, size_t ldc, size_t m, size_t n, uint32_t flags)
 {
 #define AN_DECLARE(r, av, lane) float32x4_t c##r##_0, c##r##_1, c##r##_2;
     AN_ROWS(AN_DECLARE)
@@ -72,7 +76,8 @@ void an_f32_gemm_8x12_neon(size_t kc, const float *a, const float *b, const floa
     }
 
     for (size_t k = 0; k < kc; k++) {
-        const float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4), b2 = vld1q_f32(b + 8);
+        const float *bk = b_rows != NULL ? b_rows[k] : b;
+        const float32x4_t b0 = vld1q_f32(bk), b1 = vld1q_f32(bk + 4), b2 = vld1q_f32(bk + 8);
         const float32x4_t a0 = vld1q_f32(a), a1 = vld1q_f32(a + 4);
 #define AN_FMA(r, av, lane)                                                                                         \
     c##r##_0 = vfmaq_laneq_f32(c##r##_0, b0, av, lane);                                                             \
@@ -80,7 +85,8 @@ void an_f32_gemm_8x12_neon(size_t kc, const float *a, const float *b, const floa
     c##r##_2 = vfmaq_laneq_f32(c##r##_2, b2, av, lane);
         AN_ROWS(AN_FMA)
         a += MR;
-        b += NR;
+        if (b_rows == NULL)
+            b += NR;
     }
 
     if (flags & AN_GEMM_RELU) {
@@ -94,4 +100,16 @@ void an_f32_gemm_8x12_neon(size_t kc, const float *a, const float *b, const floa
     if ((r) < m)                                                                                                    \
         an_store_row(c + (r) * ldc, n, c##r##_0, c##r##_1, c##r##_2);
     AN_ROWS(AN_STORE)
+}
+
+void an_f32_gemm_8x12_neon(size_t kc, const float *a, const float *b, const float *bias, float *c, size_t ldc,
+                           size_t m, size_t n, uint32_t flags)
+{
+    an_gemm_8x12(kc, a, b, NULL, bias, c, ldc, m, n, flags);
+}
+
+void an_f32_gemm_8x12_neon_indirect(size_t kc, const float *a, const float *const *b_rows, const float *bias,
+                                    float *c, size_t ldc, size_t m, size_t n, uint32_t flags)
+{
+    an_gemm_8x12(kc, a, NULL, b_rows, bias, c, ldc, m, n, flags);
 }

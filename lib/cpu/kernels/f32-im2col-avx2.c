@@ -1,17 +1,17 @@
 /* im2col panel packing, AVX2, for panels of NR = 8, 16, 24 or 32 pixels (the AVX2 and AVX-512 tiles).
  *
- * Stride 1 (every AlexNet layer after the first): a run of pixels reads consecutive floats, so each
- * 8-column chunk of a packed row is the OR of one masked load per run piece that falls in the chunk
- * (masked-off lanes read as +0.0, all-zero bits); precomputed per panel, the pieces turn each row into a
- * handful of loads and two aligned stores, with no per-element bounds logic.
+ * Contiguous runs: at stride 1 (every AlexNet layer after the first) a run of pixels reads consecutive
+ * floats, and so it does at any stride from the phase-split image the driver makes for strided
+ * convolutions (conv1: 11x11 stride 4; kernels.h), where tap kx of a run reads phase row kx mod stride from
+ * index kx / stride on. So each 8-column chunk of a packed row is the OR of one load per run piece that
+ * falls in the chunk, ANDed with the piece's lane mask (other lanes become +0.0, all-zero bits; they read
+ * at most 7 floats before or after the run, within the bordered image's lead and tail slack, kernels.h);
+ * precomputed per panel, the pieces turn each row into a handful of loads and aligned stores, with no
+ * per-element bounds logic and no shuffles. (Not vmaskmovps: on Zen 3 its loads cost several times a plain
+ * load, which doubled the packing time of the panels that span two output rows.) The per-row copy is written out, not looped over the chunks: a plain copy loop is what gcc -O3
+ * replaces by a memcpy call, which cost more than the copy itself (a call and vzeroupper per 64 bytes).
  *
- * Stride 4 (conv1, 11x11): for one (c, ky) the taps kx and kx + 4 of a pixel are the same input sequence
- * shifted by one pixel, so the row segment a run reads is split once into its 4 phases
- * P_q[t] = S[4t + q] (a 4 x 4 transpose per 128-bit lane and a lane-order permute per 32 floats), and the
- * packed row of tap kx is P_{kx mod 4} from index kx / 4 on: an unaligned load per 8 columns.
- *
- * Other strides go to the portable kernel. Reads stay within the bordered image's lead and tail slack
- * (kernels.h): the phase split reads up to 4 x (NR + 16) floats from a run's first element. */
+ * Plain rows at another stride go to the portable kernel (the driver never asks for them). */
 #include <immintrin.h>
 
 #include "cpu/kernels/kernels-avx2.h"
@@ -23,7 +23,7 @@
 /* The part of one run inside one 8-column chunk: lane l of the chunk reads base + offset + l. */
 typedef struct an_piece {
     ptrdiff_t offset;
-    __m256i mask;
+    __m256 mask; /* all ones in lanes [low, high) */
     size_t chunk, run;
 } an_piece;
 
@@ -44,7 +44,7 @@ static size_t an_make_pieces(const an_im2col_panel *p, an_piece *pieces)
         for (size_t q = j0 / 8; q * 8 < j1; q++) {
             size_t low = j0 > q * 8 ? j0 - q * 8 : 0, high = j1 < q * 8 + 8 ? j1 - q * 8 : 8;
             pieces[count].offset = (ptrdiff_t)p->run_offset[r] - (ptrdiff_t)j0 + (ptrdiff_t)(q * 8);
-            pieces[count].mask = an_lane_range_mask(low, high);
+            pieces[count].mask = _mm256_castsi256_ps(an_lane_range_mask(low, high));
             pieces[count].chunk = q;
             pieces[count].run = r;
             count++;
@@ -53,26 +53,48 @@ static size_t an_make_pieces(const an_im2col_panel *p, an_piece *pieces)
     return count;
 }
 
-static void an_im2col_stride1(const an_im2col_panel *p, size_t nr, float *dst)
+/* Stride 1, or any stride from the phase-split image. */
+static void an_im2col_contiguous(const an_im2col_panel *p, size_t nr, float *dst)
 {
     an_piece pieces[AN_MAX_PIECES];
-    const size_t count = an_make_pieces(p, pieces), chunks = nr / 8, ks = p->kernel_size;
+    const size_t count = an_make_pieces(p, pieces), chunks = nr / 8, ks = p->kernel_size, stride = p->stride;
+    const int phased = p->phase_floats != 0;
     size_t first[AN_MAX_NR / 8 + 1], piece = 0;
     for (size_t q = 0; q <= chunks; q++) {
         while (piece < count && pieces[piece].chunk < q)
             piece++;
         first[q] = piece;
     }
+    const int full = p->runs == 1 && p->columns == nr;
     const float *channel = p->image;
     float *row = dst;
     for (size_t c = 0; c < p->channels; c++, channel += p->plane_floats) {
         for (size_t ky = 0; ky < ks; ky++) {
+            /* tap kx's column: kx, or index kx / stride of phase row kx % stride (counted, not divided) */
+            size_t phase = 0, column = 0;
             for (size_t kx = 0; kx < ks; kx++, row += nr) {
-                const float *tap = channel + ky * p->row_floats + kx;
+                const float *tap = channel + ky * p->row_floats + column;
+                if (!phased)
+                    column++;
+                else if (++phase < stride)
+                    column += p->phase_floats;
+                else
+                    phase = 0, column += 1 - (stride - 1) * p->phase_floats;
+                if (full) { /* one run over the whole panel: plain loads, written out (see the top) */
+                    const float *src = tap + pieces[0].offset;
+                    _mm256_store_ps(row, _mm256_loadu_ps(src));
+                    if (chunks > 1)
+                        _mm256_store_ps(row + 8, _mm256_loadu_ps(src + 8));
+                    if (chunks > 2)
+                        _mm256_store_ps(row + 16, _mm256_loadu_ps(src + 16));
+                    if (chunks > 3)
+                        _mm256_store_ps(row + 24, _mm256_loadu_ps(src + 24));
+                    continue;
+                }
                 for (size_t q = 0; q < chunks; q++) {
                     __m256 v = _mm256_setzero_ps();
                     for (size_t i = first[q]; i < first[q + 1]; i++)
-                        v = _mm256_or_ps(v, _mm256_maskload_ps(tap + pieces[i].offset, pieces[i].mask));
+                        v = _mm256_or_ps(v, _mm256_and_ps(_mm256_loadu_ps(tap + pieces[i].offset), pieces[i].mask));
                     _mm256_store_ps(row + 8 * q, v);
                 }
             }
@@ -80,83 +102,11 @@ static void an_im2col_stride1(const an_im2col_panel *p, size_t nr, float *dst)
     }
 }
 
-/* P_q[t] = s[4t + q] for t in [0, 8 * groups): groups of 32 input floats. */
-static void an_split_phases(const float *s, size_t groups, float *p0, float *p1, float *p2, float *p3)
-{
-    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-    for (size_t g = 0; g < groups; g++, s += 32) {
-        __m256 a = _mm256_loadu_ps(s), b = _mm256_loadu_ps(s + 8), c = _mm256_loadu_ps(s + 16),
-               d = _mm256_loadu_ps(s + 24);
-        __m256 t0 = _mm256_unpacklo_ps(a, b), t1 = _mm256_unpackhi_ps(a, b);
-        __m256 t2 = _mm256_unpacklo_ps(c, d), t3 = _mm256_unpackhi_ps(c, d);
-        /* per 128-bit lane: q0 = a0 b0 c0 d0 | a4 b4 c4 d4 = s[0 + {0, 8, 16, 24 | 4, 12, 20, 28}] */
-        __m256 q0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
-        __m256 q1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
-        __m256 q2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
-        __m256 q3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
-        _mm256_store_ps(p0 + 8 * g, _mm256_permutevar8x32_ps(q0, order));
-        _mm256_store_ps(p1 + 8 * g, _mm256_permutevar8x32_ps(q1, order));
-        _mm256_store_ps(p2 + 8 * g, _mm256_permutevar8x32_ps(q2, order));
-        _mm256_store_ps(p3 + 8 * g, _mm256_permutevar8x32_ps(q3, order));
-    }
-}
-
-/* Phase arrays hold their data from index AN_PHASE_LEAD on, so a run's load at column chunk 8q for a
- * run starting at column j0 (index kx / 4 + 8q - j0 >= -(NR - 1)) stays inside the array. */
-#define AN_PHASE_LEAD 32
-#define AN_PHASE_FLOATS (AN_PHASE_LEAD + AN_MAX_NR + 16 + 8)
-
-static void an_im2col_stride4(const an_im2col_panel *p, size_t nr, float *dst)
-{
-    an_piece pieces[AN_MAX_PIECES];
-    const size_t count = an_make_pieces(p, pieces), chunks = nr / 8, ks = p->kernel_size;
-    const int full = p->runs == 1 && p->columns == nr; /* one run over the whole panel: plain loads */
-    _Alignas(32) float phase[4][AN_PHASE_FLOATS];
-    const float *channel = p->image;
-    float *rows = dst;
-    for (size_t c = 0; c < p->channels; c++, channel += p->plane_floats) {
-        for (size_t ky = 0; ky < ks; ky++, rows += ks * nr) {
-            const float *line = channel + ky * p->row_floats;
-            if (!full)
-                for (size_t i = 0; i < ks * nr; i += 8)
-                    _mm256_store_ps(rows + i, _mm256_setzero_ps());
-            for (size_t r = 0, i = 0; r < p->runs; r++) {
-                /* phases t < run length + (ks - 1) / 4 */
-                size_t groups = (p->run_length[r] + (ks - 1) / 4 + 7) / 8;
-                an_split_phases(line + p->run_offset[r], groups, phase[0] + AN_PHASE_LEAD, phase[1] + AN_PHASE_LEAD,
-                                phase[2] + AN_PHASE_LEAD, phase[3] + AN_PHASE_LEAD);
-                size_t end = i;
-                while (end < count && pieces[end].run == r)
-                    end++;
-                for (size_t kx = 0; kx < ks; kx++) {
-                    const float *src = phase[kx & 3] + AN_PHASE_LEAD + kx / 4 - p->run_column[r];
-                    float *row = rows + kx * nr;
-                    if (full) {
-                        for (size_t q = 0; q < chunks; q++)
-                            _mm256_store_ps(row + 8 * q, _mm256_loadu_ps(src + 8 * q));
-                        continue;
-                    }
-                    for (size_t k = i; k < end; k++) {
-                        float *out = row + 8 * pieces[k].chunk;
-                        __m256 v = _mm256_maskload_ps(src + 8 * pieces[k].chunk, pieces[k].mask);
-                        _mm256_store_ps(out, _mm256_or_ps(_mm256_load_ps(out), v));
-                    }
-                }
-                i = end;
-            }
-        }
-    }
-}
-
 void an_f32_im2col_avx2(const an_im2col_panel *p, size_t nr, float *dst)
 {
-    if (nr % 8 != 0 || nr > AN_MAX_NR || (p->stride != 1 && p->stride != 4) ||
-        (p->stride == 4 && (p->kernel_size - 1) / 4 > 16)) {
+    if (nr % 8 != 0 || nr > AN_MAX_NR || (p->stride != 1 && p->phase_floats == 0)) {
         an_f32_im2col_scalar(p, nr, dst);
         return;
     }
-    if (p->stride == 1)
-        an_im2col_stride1(p, nr, dst);
-    else
-        an_im2col_stride4(p, nr, dst);
+    an_im2col_contiguous(p, nr, dst);
 }

@@ -8,6 +8,7 @@ const an_cpu_kernels an_cpu_kernels_avx2 = {
     .gemm_nr = 16,
     .gemm_kc = 256,
     .gemm = an_f32_gemm_6x16_avx2,
+    .gemm_indirect = an_f32_gemm_6x16_avx2_indirect,
     .im2col = an_f32_im2col_avx2,
     .wino_input = an_f32_wino2x2_input_avx2,
     .wino_output = an_f32_wino2x2_output_avx2,

@@ -10,6 +10,7 @@ const an_cpu_kernels an_cpu_kernels_avx512 = {
     /* 192 x 32 floats of B (24 KiB) + 12 x 192 of A (9 KiB) fit a 48 KiB L1; untuned (no such CPU here) */
     .gemm_kc = 192,
     .gemm = an_f32_gemm_12x32_avx512,
+    .gemm_indirect = an_f32_gemm_12x32_avx512_indirect,
     .im2col = an_f32_im2col_avx2,
     .wino_input = an_f32_wino2x2_input_avx2,
     .wino_output = an_f32_wino2x2_output_avx2,

@@ -9,6 +9,7 @@ const an_cpu_kernels an_cpu_kernels_neon = {
     /* 256 x 12 floats of B (12 KiB) + 8 x 256 of A (8 KiB) fit the 32-64 KiB L1D of current cores */
     .gemm_kc = 256,
     .gemm = an_f32_gemm_8x12_neon,
+    .gemm_indirect = an_f32_gemm_8x12_neon_indirect,
     .im2col = an_f32_im2col_neon,
     .wino_input = an_f32_wino2x2_input_neon,
     .wino_output = an_f32_wino2x2_output_neon,

@@ -9,6 +9,8 @@
 
 void an_f32_gemm_8x12_neon(size_t kc, const float *a, const float *b, const float *bias, float *c, size_t ldc,
                            size_t m, size_t n, uint32_t flags);
+void an_f32_gemm_8x12_neon_indirect(size_t kc, const float *a, const float *const *b_rows, const float *bias,
+                                    float *c, size_t ldc, size_t m, size_t n, uint32_t flags);
 void an_f32_im2col_neon(const an_im2col_panel *panel, size_t nr, float *dst);
 void an_f32_wino2x2_input_neon(const an_wino_input_args *args);
 void an_f32_wino2x2_output_neon(const an_wino_output_args *args);

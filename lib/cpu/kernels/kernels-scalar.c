@@ -8,6 +8,7 @@ const an_cpu_kernels an_cpu_kernels_scalar = {
     .gemm_nr = 8,
     .gemm_kc = 256,
     .gemm = an_f32_gemm_4x8_scalar,
+    .gemm_indirect = an_f32_gemm_4x8_scalar_indirect,
     .im2col = an_f32_im2col_scalar,
     .wino_input = an_f32_wino2x2_input_scalar,
     .wino_output = an_f32_wino2x2_output_scalar,

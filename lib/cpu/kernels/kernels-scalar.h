@@ -7,6 +7,8 @@
 
 void an_f32_gemm_4x8_scalar(size_t kc, const float *a, const float *b, const float *bias, float *c, size_t ldc,
                             size_t m, size_t n, uint32_t flags);
+void an_f32_gemm_4x8_scalar_indirect(size_t kc, const float *a, const float *const *b_rows, const float *bias,
+                                     float *c, size_t ldc, size_t m, size_t n, uint32_t flags);
 void an_f32_im2col_scalar(const an_im2col_panel *panel, size_t nr, float *dst);
 void an_f32_wino2x2_input_scalar(const an_wino_input_args *args);
 void an_f32_wino2x2_output_scalar(const an_wino_output_args *args);

@@ -5,6 +5,7 @@
  *
  *   gemm        the convolution microkernel: an MR x NR tile of C from an MR-row panel of packed weights
  *               and an NR-column panel of packed im2col, over kc steps of K;
+ *   gemm_indirect  the same tile with the im2col rows read in place, from one address per row of K;
  *   im2col      packs one NR-column panel of im2col from the zero-bordered input image;
  *   wino_input  Winograd F(2x2, 3x3) input transform of one bordered channel plane (cpu_winograd.c);
  *   wino_output its output transform of one output channel, with bias and ReLU;
@@ -44,10 +45,24 @@
 typedef void (*an_gemm_ukernel_fn)(size_t kc, const float *a, const float *b, const float *bias, float *c,
                                    size_t ldc, size_t m, size_t n, uint32_t flags);
 
+/* The same, with B given by row addresses: row k of the kc x NR panel is the NR floats at b_rows[k] (any
+ * alignment, all NR readable; columns past n are computed from them and never stored). The chain of
+ * operations is gemm's, so the bits are those of gemm on a packed copy of the rows. The driver uses it for
+ * the im2col panels whose NR pixels read consecutive floats of the (phase-split) bordered image for every
+ * tap: those need no packing, only K row addresses. */
+typedef void (*an_gemm_indirect_fn)(size_t kc, const float *a, const float *const *b_rows, const float *bias,
+                                    float *c, size_t ldc, size_t m, size_t n, uint32_t flags);
+
 /* One panel of im2col as the portable driver describes it: NR output pixels, split into runs of consecutive
- * pixels of one output row. Tap (c, ky, kx) of the pixel at column run_column[r] + t of the panel is
+ * pixels of one output row. With phase_floats == 0, tap (c, ky, kx) of the pixel at column run_column[r] + t
+ * of the panel is
  *   image[c * plane_floats + ky * row_floats + kx + run_offset[r] + t * stride]
  * where image is the group's first channel in the zero-bordered input (so no bounds checks are needed).
+ * With phase_floats > 0 the bordered image is stored phase-split (what the driver does for stride > 1):
+ * each bordered row is `stride` phase rows of phase_floats floats, phase q holding the row's columns
+ * q, q + stride, q + 2 stride, ... (row_floats = stride x phase_floats), and the tap is
+ *   image[c * plane_floats + ky * row_floats + (kx % stride) * phase_floats + kx / stride + run_offset[r] + t]
+ * so every run reads consecutive floats, as at stride 1.
  * The bordered image has AN_IM2COL_LEAD_FLOATS readable floats before it and AN_IM2COL_TAIL_FLOATS after it,
  * so a kernel may read that far outside a run (masked-off lanes, or lanes it then discards). */
 #define AN_IM2COL_MAX_RUNS 64
@@ -57,6 +72,7 @@ typedef struct an_im2col_panel {
     const float *image;
     size_t channels, kernel_size, stride;
     size_t row_floats, plane_floats;
+    size_t phase_floats; /* 0: plain rows; else the phase-split layout above */
     size_t columns; /* valid pixels (<= NR); the other columns of every row are zero */
     size_t runs;
     size_t run_column[AN_IM2COL_MAX_RUNS], run_length[AN_IM2COL_MAX_RUNS], run_offset[AN_IM2COL_MAX_RUNS];
@@ -124,6 +140,7 @@ typedef struct an_cpu_kernels {
     /* K block: the B micro-panel (kc x NR floats) stays in L1 while the A block streams from L2. */
     uint32_t gemm_kc;
     an_gemm_ukernel_fn gemm;
+    an_gemm_indirect_fn gemm_indirect;
     an_im2col_fn im2col;
     an_wino_input_fn wino_input;
     an_wino_output_fn wino_output;
