@@ -16,6 +16,11 @@
 #include "cpu/kernels/kernels.h"
 #include "cpu/threadpool.h"
 
+/* Size arithmetic of the blocking schemes (cpu_conv.c, cpu_winograd.c, cpu_train.c). */
+static inline size_t an_div_up(size_t a, size_t b) { return (a + b - 1) / b; }
+static inline size_t an_min(size_t a, size_t b) { return a < b ? a : b; }
+static inline size_t an_round_up(size_t a, size_t b) { return an_div_up(a, b) * b; }
+
 struct an_buffer {
     float *data;
     size_t bytes;      /* of data; what was allocated when owned */

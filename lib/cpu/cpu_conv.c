@@ -44,10 +44,6 @@
 /* Tile mode aims at this many tiles per thread, so a thread slowed by other load is balanced by the rest. */
 #define AN_CONV_TILES_PER_THREAD 4
 
-static size_t an_div_up(size_t a, size_t b) { return (a + b - 1) / b; }
-static size_t an_min(size_t a, size_t b) { return a < b ? a : b; }
-static size_t an_round_up(size_t a, size_t b) { return an_div_up(a, b) * b; }
-
 void an_conv_geometry_init(an_conv_geometry *g, const an_conv_desc *d, const an_cpu_kernels *kernels)
 {
     memset(g, 0, sizeof *g);

@@ -42,10 +42,6 @@
 
 static const float an_zero_bias[AN_TRAIN_MAX_MR];
 
-static size_t an_div_up(size_t a, size_t b) { return (a + b - 1) / b; }
-static size_t an_min(size_t a, size_t b) { return a < b ? a : b; }
-static size_t an_round_up(size_t a, size_t b) { return an_div_up(a, b) * b; }
-
 static size_t an_task_target(const an_backend_context *context)
 {
     return AN_TRAIN_TASKS_PER_THREAD * context->slot_count;

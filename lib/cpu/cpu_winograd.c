@@ -28,10 +28,6 @@
 /* Output channels per output-transform task. */
 #define AN_WINO_OUT_CHUNK 16
 
-static size_t an_div_up(size_t a, size_t b) { return (a + b - 1) / b; }
-static size_t an_min(size_t a, size_t b) { return a < b ? a : b; }
-static size_t an_round_up(size_t a, size_t b) { return an_div_up(a, b) * b; }
-
 int an_conv_uses_winograd(const an_conv_desc *d)
 {
     return d->kernel_size == 3 && d->stride == 1;
