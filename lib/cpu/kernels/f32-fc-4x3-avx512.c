@@ -4,12 +4,17 @@
  * accumulator taking the terms k = l mod 16 in lane l, the last K % 16 terms through a zero-masked load,
  * then a fixed lane reduction (upper 8 onto lower 8, then ((0+4)+(2+6)) + ((1+5)+(3+7))) and the bias last,
  * so every row split and batch gives the same bits. Tiles: 8 rows x 1 image for batch 1 (a memory-bound
- * GEMV streaming 8 rows), 4 rows x up to 3 images otherwise. */
+ * GEMV streaming 8 rows, software-prefetched: the hardware prefetcher alone left ~15% of the DRAM
+ * bandwidth unused with 8 concurrent streams), 4 rows x up to 3 images otherwise. */
 #include <immintrin.h>
 
 #include "cpu/kernels/kernels-avx512.h"
 
 #define AN_ALWAYS_INLINE inline __attribute__((always_inline))
+/* Batch 1 (the GEMV): each of the 8 weight rows is prefetched 512 bytes ahead of its loads. Measured on
+ * Zen 5 (1 thread, median of 6 interleaved runs): fc6 4.25 -> 3.73 ms, fc7 1.88 -> 1.65 ms; 2 KiB ahead
+ * gained less, 4 KiB nothing. Past a row's end it touches the next row, which another stream reads. */
+#define AN_FC_PREFETCH_FLOATS 128
 
 static AN_ALWAYS_INLINE float an_hsum512(__m512 v)
 {
@@ -34,6 +39,8 @@ static AN_ALWAYS_INLINE void an_fc_tile(const float *const *w, const float *cons
         for (int c = 0; c < C; c++)
             xv[c] = _mm512_loadu_ps(x[c] + k);
         for (int r = 0; r < R; r++) {
+            if (C == 1)
+                _mm_prefetch((const char *)(w[r] + k + AN_FC_PREFETCH_FLOATS), _MM_HINT_T0);
             const __m512 wv = _mm512_loadu_ps(w[r] + k);
             for (int c = 0; c < C; c++)
                 acc[r][c] = _mm512_fmadd_ps(wv, xv[c], acc[r][c]);
