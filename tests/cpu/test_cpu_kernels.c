@@ -152,6 +152,44 @@ START_TEST(gemm_microkernel_relu_keeps_nan_and_negative_zero)
 }
 END_TEST
 
+/* A short tile (m < MR) may take a shorter code path (the AVX-512 kernel computes only 4 or 8 rows): the rows
+ * it stores must have the bits of the full tile's, for the packed and the indirect kernel. */
+START_TEST(gemm_short_tiles_have_the_full_tiles_bits)
+{
+    const size_t mr = kernels->gemm_mr, nr = kernels->gemm_nr;
+    for (int trial = 0; trial < 60; trial++) {
+        size_t kc = rand_range(0, 420), n = rand_range(1, (uint32_t)nr), ldc = nr + rand_range(0, 3);
+        uint32_t flags = rand_range(0, 3);
+        float *a = random_floats(kc * mr + 1, 310 + (uint64_t)trial), *bias = random_floats(mr, 320 + (uint64_t)trial);
+        float *b = NULL;
+        ck_assert_int_eq(posix_memalign((void **)&b, 64, (kc * nr + 16) * sizeof *b), 0);
+        test_fill_input(b, kc * nr, 330 + (uint64_t)trial);
+        const float **rows = malloc((kc + 1) * sizeof *rows);
+        for (size_t k = 0; k < kc; k++)
+            rows[k] = b + k * nr;
+        float *start = random_floats(mr * ldc, 340 + (uint64_t)trial);
+        float *full = malloc(mr * ldc * sizeof *full), *part = malloc(mr * ldc * sizeof *part);
+        memcpy(full, start, mr * ldc * sizeof *full);
+        kernels->gemm(kc, a, b, bias, full, ldc, mr, n, flags);
+        for (size_t m = 1; m < mr; m++) {
+            for (int indirect = 0; indirect < 2; indirect++) {
+                memcpy(part, start, mr * ldc * sizeof *part);
+                if (indirect)
+                    kernels->gemm_indirect(kc, a, rows, bias, part, ldc, m, n, flags);
+                else
+                    kernels->gemm(kc, a, b, bias, part, ldc, m, n, flags);
+                for (size_t r = 0; r < m; r++)
+                    ck_assert_msg(memcmp(part + r * ldc, full + r * ldc, n * sizeof *part) == 0,
+                                  "gemm%s kc %zu m %zu n %zu flags %u: row %zu differs from the full tile's",
+                                  indirect ? "_indirect" : "", kc, m, n, flags, r);
+                ck_assert(memcmp(part + m * ldc, start + m * ldc, (mr - m) * ldc * sizeof *part) == 0);
+            }
+        }
+        free(a), free(bias), free(b), free(rows), free(start), free(full), free(part);
+    }
+}
+END_TEST
+
 /* ---- the indirect GEMM microkernel: the packed one's bits, from rows anywhere ---- */
 
 START_TEST(gemm_indirect_matches_packed_gemm)
@@ -690,6 +728,7 @@ int main(void)
     tcase_add_test(tc, gemm_microkernel_tiles_flags_and_guards);
     tcase_add_test(tc, gemm_microkernel_relu_keeps_nan_and_negative_zero);
     tcase_add_test(tc, gemm_indirect_matches_packed_gemm);
+    tcase_add_test(tc, gemm_short_tiles_have_the_full_tiles_bits);
     tcase_add_test(tc, im2col_panels_match_portable_packer);
     tcase_add_test(tc, winograd_transforms_match_portable_ones);
     tcase_add_test(tc, conv_random_shapes);

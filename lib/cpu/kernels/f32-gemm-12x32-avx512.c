@@ -2,7 +2,9 @@
  *
  * Blocking: per step of K, two aligned 64-byte loads bring the 32 im2col values of the packed B row and
  * each of the 12 packed weights is broadcast into both halves: 24 FMAs for 2 loads + 12 broadcasts, with 24
- * independent chains; 27 of the 32 ZMM registers are live. Partial tiles store through opmasks. gemm_kc in
+ * independent chains; 27 of the 32 ZMM registers are live. Partial tiles store through opmasks; a tile of
+ * m <= 4 or m <= 8 rows runs a 4- or 8-row copy of the loop (the last panel of M = 64 or 256 would
+ * otherwise spend 12 rows of FMAs on 4: conv1's M = 64 is 6 panels, 5 1/3 of work). gemm_kc in
  * the table keeps the kc x 32 B panel (128 kc bytes) in L1 beside the 12 x kc A panel.
  *
  * A is prefetched 2 KiB ahead, one prefetcht0 per step of K (a step reads 48 bytes of A): at batch 1 the
@@ -25,16 +27,17 @@
 #define AN_PASTE_(a, b) a##b
 #define AN_PASTE(a, b) AN_PASTE_(a, b)
 
-/* b_rows == NULL: the packed panel b; else row k at b_rows[k] (the branch folds away in each caller). */
-static AN_ALWAYS_INLINE void an_gemm_12x32(size_t kc, const float *a, const float *b, const float *const *b_rows,
-                                          const float *bias, float *c, size_t ldc, size_t m, size_t n,
-                                          uint32_t flags)
+/* b_rows == NULL: the packed panel b; else row k at b_rows[k] (the branch folds away in each caller).
+ * Only the first `rows` (a constant: 4, 8 or 12) rows of the tile are computed; m <= rows. */
+static AN_ALWAYS_INLINE void an_gemm_rows_x32(const size_t rows, size_t kc, const float *a, const float *b,
+                                             const float *const *b_rows, const float *bias, float *c, size_t ldc,
+                                             size_t m, size_t n, uint32_t flags)
 {
     const __mmask16 mask_lo = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
     const __mmask16 mask_hi = n >= 32 ? (__mmask16)0xFFFF : n > 16 ? (__mmask16)((1u << (n - 16)) - 1u) : 0;
     __m512 acc[MR][2];
 #pragma GCC unroll 12
-    for (size_t r = 0; r < MR; r++) {
+    for (size_t r = 0; r < rows; r++) {
         if (flags & AN_GEMM_ACCUMULATE) {
             /* rows past m are never stored: start them at zero without touching memory */
             acc[r][0] = r < m ? _mm512_maskz_loadu_ps(mask_lo, c + r * ldc) : _mm512_setzero_ps();
@@ -58,7 +61,7 @@ static AN_ALWAYS_INLINE void an_gemm_12x32(size_t kc, const float *a, const floa
          * one prefetch per step, 2 KiB ahead, keeps them coming (they are contiguous across panels) */
         _mm_prefetch((const char *)(a + AN_PREFETCH_A_FLOATS), _MM_HINT_T0);
 #pragma GCC unroll 12
-        for (size_t r = 0; r < MR; r++) {
+        for (size_t r = 0; r < rows; r++) {
             const __m512 av = _mm512_set1_ps(a[r]);
             acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
             acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
@@ -68,7 +71,7 @@ static AN_ALWAYS_INLINE void an_gemm_12x32(size_t kc, const float *a, const floa
 
     const __m512 zero = _mm512_setzero_ps();
 #pragma GCC unroll 12
-    for (size_t r = 0; r < MR; r++) {
+    for (size_t r = 0; r < rows; r++) {
         if (r >= m)
             break;
         __m512 lo = acc[r][0], hi = acc[r][1];
@@ -80,6 +83,20 @@ static AN_ALWAYS_INLINE void an_gemm_12x32(size_t kc, const float *a, const floa
         _mm512_mask_storeu_ps(c + r * ldc, mask_lo, lo);
         _mm512_mask_storeu_ps(c + r * ldc + 16, mask_hi, hi);
     }
+}
+
+/* A short panel (the last of M = 64, 256, 128, ...) computes only 4 or 8 rows: the stored rows' chains are
+ * the same, and 4 x 32 still has 8 independent FMA chains, enough for 2 pipes of 4-cycle latency. */
+static AN_ALWAYS_INLINE void an_gemm_12x32(size_t kc, const float *a, const float *b, const float *const *b_rows,
+                                          const float *bias, float *c, size_t ldc, size_t m, size_t n,
+                                          uint32_t flags)
+{
+    if (m <= 4)
+        an_gemm_rows_x32(4, kc, a, b, b_rows, bias, c, ldc, m, n, flags);
+    else if (m <= 8)
+        an_gemm_rows_x32(8, kc, a, b, b_rows, bias, c, ldc, m, n, flags);
+    else
+        an_gemm_rows_x32(MR, kc, a, b, b_rows, bias, c, ldc, m, n, flags);
 }
 
 void an_f32_gemm_12x32_avx512(size_t kc, const float *a, const float *b, const float *bias, float *c, size_t ldc,
