@@ -152,8 +152,9 @@ START_TEST(gemm_microkernel_relu_keeps_nan_and_negative_zero)
 }
 END_TEST
 
-/* A short tile (m < MR) may take a shorter code path (the AVX-512 kernel computes only 4 or 8 rows): the rows
- * it stores must have the bits of the full tile's, for the packed and the indirect kernel. */
+/* A short or narrow tile (m < MR, n < NR) may take a shorter code path (the AVX-512 kernel computes only 4 or
+ * 8 rows, or 16 columns): the elements it stores must have the bits of the full tile's, for the packed and the
+ * indirect kernel, and it must store nothing else. */
 START_TEST(gemm_short_tiles_have_the_full_tiles_bits)
 {
     const size_t mr = kernels->gemm_mr, nr = kernels->gemm_nr;
@@ -170,19 +171,21 @@ START_TEST(gemm_short_tiles_have_the_full_tiles_bits)
         float *start = random_floats(mr * ldc, 340 + (uint64_t)trial);
         float *full = malloc(mr * ldc * sizeof *full), *part = malloc(mr * ldc * sizeof *part);
         memcpy(full, start, mr * ldc * sizeof *full);
-        kernels->gemm(kc, a, b, bias, full, ldc, mr, n, flags);
-        for (size_t m = 1; m < mr; m++) {
+        kernels->gemm(kc, a, b, bias, full, ldc, mr, nr, flags);
+        for (size_t m = 1; m <= mr; m++) {
             for (int indirect = 0; indirect < 2; indirect++) {
                 memcpy(part, start, mr * ldc * sizeof *part);
                 if (indirect)
                     kernels->gemm_indirect(kc, a, rows, bias, part, ldc, m, n, flags);
                 else
                     kernels->gemm(kc, a, b, bias, part, ldc, m, n, flags);
-                for (size_t r = 0; r < m; r++)
-                    ck_assert_msg(memcmp(part + r * ldc, full + r * ldc, n * sizeof *part) == 0,
-                                  "gemm%s kc %zu m %zu n %zu flags %u: row %zu differs from the full tile's",
-                                  indirect ? "_indirect" : "", kc, m, n, flags, r);
-                ck_assert(memcmp(part + m * ldc, start + m * ldc, (mr - m) * ldc * sizeof *part) == 0);
+                for (size_t r = 0; r < mr; r++)
+                    for (size_t j = 0; j < ldc; j++) {
+                        const float *want = r < m && j < n ? full : start;
+                        ck_assert_msg(memcmp(&part[r * ldc + j], &want[r * ldc + j], sizeof *part) == 0,
+                                      "gemm%s kc %zu m %zu n %zu flags %u [%zu][%zu]: not the full tile's bits",
+                                      indirect ? "_indirect" : "", kc, m, n, flags, r, j);
+                    }
             }
         }
         free(a), free(bias), free(b), free(rows), free(start), free(full), free(part);
