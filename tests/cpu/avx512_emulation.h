@@ -41,6 +41,21 @@ static inline emu_m512 emu_mm512_maskz_loadu_ps(__mmask16 mask, const void *p)
     return v;
 }
 
+static inline emu_m512 emu_mm512_or_ps(emu_m512 a, emu_m512 b)
+{
+    emu_m512 v;
+    for (int i = 0; i < 16; i++) {
+        uint32_t x, y;
+        memcpy(&x, &a.f[i], sizeof x);
+        memcpy(&y, &b.f[i], sizeof y);
+        x |= y;
+        memcpy(&v.f[i], &x, sizeof x);
+    }
+    return v;
+}
+
+static inline void emu_mm512_storeu_ps(void *p, emu_m512 v) { memcpy(p, v.f, sizeof v.f); }
+
 static inline void emu_mm512_mask_storeu_ps(void *p, __mmask16 mask, emu_m512 v)
 {
     float *f = p;
@@ -93,6 +108,10 @@ static inline __m256d emu_mm512_extractf64x4_pd(emu_m512d v, int upper)
 #define _mm512_loadu_ps emu_mm512_loadu_ps
 #undef _mm512_maskz_loadu_ps
 #define _mm512_maskz_loadu_ps emu_mm512_maskz_loadu_ps
+#undef _mm512_or_ps
+#define _mm512_or_ps emu_mm512_or_ps
+#undef _mm512_storeu_ps
+#define _mm512_storeu_ps emu_mm512_storeu_ps
 #undef _mm512_mask_storeu_ps
 #define _mm512_mask_storeu_ps emu_mm512_mask_storeu_ps
 #undef _mm512_set1_ps

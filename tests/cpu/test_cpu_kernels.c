@@ -6,7 +6,7 @@
  * not compile, or this CPU cannot run, is reported as "SKIP: <isa> kernels not runnable on this CPU" and
  * exit status 77, which meson counts as skipped, not passed.
  *
- * Built a second time as test_cpu_avx512_emulated (AN_TEST_AVX512_EMULATED): the AVX-512 GEMM and FC
+ * Built a second time as test_cpu_avx512_emulated (AN_TEST_AVX512_EMULATED): the AVX-512 GEMM, im2col and FC
  * kernels compiled against plain-C stand-ins for their intrinsics (avx512_emulation.h), in the AVX-512
  * table's tiles, so their logic is tested on CPUs without AVX-512 too (it needs AVX2 for the rest).
  *
@@ -32,11 +32,12 @@ static an_cpu_isa test_isa;
 static const an_cpu_kernels *kernels;
 
 #ifdef AN_TEST_AVX512_EMULATED
-/* lib/cpu/kernels/f32-{gemm-12x32,fc-4x3}-avx512.c compiled with avx512_emulation.h, renamed */
+/* lib/cpu/kernels/f32-{gemm-12x32,im2col,fc-4x3}-avx512.c compiled with avx512_emulation.h, renamed */
 void an_emulated_gemm_12x32(size_t kc, const float *a, const float *b, const float *bias, float *c, size_t ldc,
                             size_t m, size_t n, uint32_t flags);
 void an_emulated_gemm_12x32_indirect(size_t kc, const float *a, const float *const *b_rows, const float *bias,
                                      float *c, size_t ldc, size_t m, size_t n, uint32_t flags);
+void an_emulated_im2col_avx512(const an_im2col_panel *panel, size_t nr, float *dst);
 void an_emulated_fc_4x3(const an_fc_desc *desc, const float *in, const float *weight, const float *bias, float *out,
                         size_t row_begin, size_t row_end);
 static an_cpu_kernels emulated_avx512;
@@ -720,6 +721,7 @@ int main(void)
     emulated_avx512 = an_cpu_kernels_avx512;
     emulated_avx512.gemm = an_emulated_gemm_12x32;
     emulated_avx512.gemm_indirect = an_emulated_gemm_12x32_indirect;
+    emulated_avx512.im2col = an_emulated_im2col_avx512;
     emulated_avx512.fc = an_emulated_fc_4x3;
     emulated_avx512.description = "AVX-512 kernels with emulated intrinsics (12x32 GEMM)";
     kernels = &emulated_avx512;

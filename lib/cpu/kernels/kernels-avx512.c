@@ -1,4 +1,4 @@
-/* The AVX-512 kernel table: its own GEMM and FC, the AVX2 kernels for the rest. */
+/* The AVX-512 kernel table: its own GEMM, im2col and FC, the AVX2 kernels for the rest. */
 #include "cpu/kernels/kernels-avx2.h"
 #include "cpu/kernels/kernels-avx512.h"
 
@@ -15,7 +15,7 @@ const an_cpu_kernels an_cpu_kernels_avx512 = {
     .gemm_kc = 384,
     .gemm = an_f32_gemm_12x32_avx512,
     .gemm_indirect = an_f32_gemm_12x32_avx512_indirect,
-    .im2col = an_f32_im2col_avx2,
+    .im2col = an_f32_im2col_avx512,
     .wino_input = an_f32_wino2x2_input_avx2,
     .wino_output = an_f32_wino2x2_output_avx2,
     .fc = an_f32_fc_4x3_avx512,
