@@ -27,7 +27,9 @@
  *     cache block of N panels at a time and runs every M panel over it while it is still in L2;
  *   tile mode (the last batch % W images, so batch 1): one parallel pass borders the image (blocks of
  *     rows), one packs B panels, and one computes tiles of (group, M panels, N panels) sized so there are
- *     several tiles per thread.
+ *     several tiles per thread. When the tiles span all of M (every AlexNet layer at 2 threads), each tile
+ *     packs its own N panels instead, in the same pass: one pool run fewer, and the panels are computed
+ *     while still in the packing core's L2.
  * Every output element is the same microkernel chain over the same K blocks whichever scheme, tile or
  * thread computes it, so the bits do not depend on the thread count, the host's task order or the batch. */
 #include <stdatomic.h>
@@ -341,6 +343,24 @@ static void an_conv_tile_task(void *context, size_t index)
     an_conv_gemm_block(job, job->image, group, b_group, job->chunk_begin, ip0, ip1, jp0, jp1);
 }
 
+/* A tile that spans all M panels (tiles_m == 1) owns its N panels: it packs them itself and computes them
+ * while they are in its core's L2, with no pass (and no wake-up of the pool) in between. The packed
+ * layout is the pack pass's, so are the bits. */
+static void an_conv_pack_tile_task(void *context, size_t index)
+{
+    an_conv_job *job = context;
+    const an_conv_geometry *g = &job->g;
+    const size_t length = job->chunk_end - job->chunk_begin;
+    const size_t tn = index % job->tiles_n, group = index / job->tiles_n;
+    const size_t jp0 = job->chunk_begin + tn * job->tile_n_panels;
+    const size_t jp1 = an_min(jp0 + job->tile_n_panels, job->chunk_end);
+    float *b_group = job->scratch + g->padded_floats + group * length * g->b_panel_floats;
+    for (size_t jp = jp0; jp < jp1; jp++)
+        an_conv_pack_panel(job->kernels, job->desc, g, job->padded, group, jp,
+                           b_group + (jp - job->chunk_begin) * g->b_panel_floats);
+    an_conv_tile_task(context, index);
+}
+
 /* Halve the larger side of the tile (in elements) until there are enough tiles or both are one panel. */
 static void an_conv_choose_tiles(an_conv_job *job, size_t length, size_t target)
 {
@@ -372,8 +392,12 @@ static void an_conv_tile_mode(an_backend_context *context, an_conv_job *job, siz
         job->chunk_begin = begin;
         job->chunk_end = an_min(begin + g->chunk_panels, g->n_panels);
         const size_t length = job->chunk_end - begin;
-        an_threadpool_run(context->pool, an_conv_pack_task, job, g->groups * length);
         an_conv_choose_tiles(job, length, AN_CONV_TILES_PER_THREAD * context->slot_count);
+        if (job->tiles_m == 1) { /* each tile packs its own panels (an_conv_pack_tile_task) */
+            an_threadpool_run(context->pool, an_conv_pack_tile_task, job, g->groups * job->tiles_n);
+            continue;
+        }
+        an_threadpool_run(context->pool, an_conv_pack_task, job, g->groups * length);
         an_threadpool_run(context->pool, an_conv_tile_task, job, g->groups * job->tiles_m * job->tiles_n);
     }
 }
