@@ -94,6 +94,24 @@ void an_conv_pack_weights(const an_conv_geometry *g, const float *weight, const 
     }
 }
 
+/* Input row `in` (w floats) into the phase rows of one bordered row (phase q at row + q * pf), whose other
+ * floats are already zero: bordered column X = x + pad is index X / s of phase X % s. The middle loop moves
+ * whole groups of s columns (one index of every phase), which gcc vectorises as de-interleaving loads when
+ * s is a constant (conv1's 4, below): the element-wise version was ~9% of conv1. */
+static inline __attribute__((always_inline)) void an_conv_phase_scatter(float *row, const float *in, size_t w,
+                                                                        size_t pad, size_t s, size_t pf)
+{
+    size_t x = 0;
+    for (; x < w && (x + pad) % s != 0; x++)
+        row[(x + pad) % s * pf + (x + pad) / s] = in[x];
+    size_t t = (x + pad) / s;
+    for (; x + s <= w; x += s, t++)
+        for (size_t q = 0; q < s; q++)
+            row[q * pf + t] = in[x + q];
+    for (; x < w; x++)
+        row[(x + pad) % s * pf + (x + pad) / s] = in[x];
+}
+
 /* Rows [row_begin, row_end) of the bordered image (row i: channel i / padded_height, bordered row
  * i % padded_height), each of row_floats: zeros above and below the image, the input row between its zero
  * columns, phase-split at stride > 1 (every stored float written: the phase rows' ends past the bordered
@@ -117,17 +135,12 @@ static void an_conv_border_rows(const an_conv_desc *d, const an_conv_geometry *g
             memset(row + pad + w, 0, pad * sizeof *row);
             continue;
         }
-        /* phase q, index t: bordered column x = t * s + q, input column x - pad */
-        for (size_t q = 0; q < s; q++) {
-            float *phase = row + q * pf;
-            size_t t = 0;
-            for (; t < pf && t * s + q < pad; t++)
-                phase[t] = 0.0f;
-            for (; t < pf && t * s + q < pad + w; t++)
-                phase[t] = in[t * s + q - pad];
-            for (; t < pf; t++)
-                phase[t] = 0.0f;
-        }
+        /* phase q, index t: bordered column X = t * s + q, input column X - pad; zeros elsewhere */
+        memset(row, 0, rf * sizeof *row);
+        if (s == 4)
+            an_conv_phase_scatter(row, in, w, pad, 4, pf);
+        else
+            an_conv_phase_scatter(row, in, w, pad, s, pf);
     }
 }
 
