@@ -37,6 +37,11 @@
 #define AN_TRAIN_TASKS_PER_THREAD 8
 /* The microkernels' MR never exceeds this (12 for AVX-512): the zero bias of a non-accumulating block. */
 #define AN_TRAIN_MAX_MR 64
+/* Cap of the conv backward ops' col buffer (4 MiB): a chunk of images whose im2col fits it is one GEMM
+ * (N = images x pixels), so the small late layers (6 x 6 maps) get long rows instead of 36 columns each. */
+#define AN_TRAIN_COL_FLOATS ((size_t)1 << 20)
+/* Max pooling backward scans this many outputs of a row at a time, in stack arrays. */
+#define AN_TRAIN_POOL_RUN 64
 /* LRN backward works on this many pixels at a time, in stack arrays. */
 #define AN_TRAIN_LRN_PIXELS 64
 
@@ -49,11 +54,24 @@ static size_t an_task_target(const an_backend_context *context)
 
 /* ---- the GEMM driver ---- */
 
-/* Element (i, j) is data[i * rs + j * cs]. */
+/* Element (i, j) is data[i * rs + (j / cb) * cbs + (j % cb) * cs]: the columns come in blocks of cb, cbs
+ * floats apart. That is how a chunk of images' output gradients is one matrix: column (image, pixel) of
+ * dY[image][channel][pixel] (cb = pixels, cbs = one image's gradient). A plain matrix has cb = SIZE_MAX. */
 typedef struct an_matrix {
     const float *data;
-    size_t rs, cs;
+    size_t rs, cs, cb, cbs;
 } an_matrix;
+
+static an_matrix an_plain_matrix(const float *data, size_t rs, size_t cs)
+{
+    const an_matrix m = {data, rs, cs, SIZE_MAX, 0};
+    return m;
+}
+
+static size_t an_column_offset(const an_matrix *m, size_t j)
+{
+    return m->cb == SIZE_MAX ? j * m->cs : j / m->cb * m->cbs + j % m->cb * m->cs; /* no division when plain */
+}
 
 /* The block sizes, from the kernel table alone. */
 typedef struct an_gemm_blocking {
@@ -97,15 +115,25 @@ static void an_pack_a(const an_matrix *a, size_t i0, size_t rows, size_t p0, siz
 {
     for (size_t ip = 0; ip < rows; ip += mr, dst += kc * mr) {
         const size_t m = an_min(mr, rows - ip);
-        const float *src = a->data + (i0 + ip) * a->rs + p0 * a->cs;
-        if (a->cs == 1) { /* rows contiguous: read along each row */
-            for (size_t r = 0; r < m; r++)
-                for (size_t k = 0; k < kc; k++)
-                    dst[k * mr + r] = src[r * a->rs + k];
-        } else {
-            for (size_t k = 0; k < kc; k++)
+        const float *src = a->data + (i0 + ip) * a->rs;
+        if (a->cs == 1) { /* rows contiguous within a column block: read along each row, a run at a time */
+            for (size_t k = 0; k < kc;) {
+                const size_t column = p0 + k, run = an_min(kc - k, a->cb - column % a->cb);
+                const float *at = src + an_column_offset(a, column);
                 for (size_t r = 0; r < m; r++)
-                    dst[k * mr + r] = src[k * a->cs + r * a->rs];
+                    for (size_t t = 0; t < run; t++)
+                        dst[(k + t) * mr + r] = at[r * a->rs + t];
+                k += run;
+            }
+        } else {
+            for (size_t k = 0; k < kc; k++) {
+                const float *at = src + an_column_offset(a, p0 + k);
+                if (a->rs == 1) /* columns contiguous: a copy per k */
+                    memcpy(dst + k * mr, at, m * sizeof *dst);
+                else
+                    for (size_t r = 0; r < m; r++)
+                        dst[k * mr + r] = at[r * a->rs];
+            }
         }
         for (size_t k = 0; k < kc && m < mr; k++)
             for (size_t r = m; r < mr; r++)
@@ -116,23 +144,27 @@ static void an_pack_a(const an_matrix *a, size_t i0, size_t rows, size_t p0, siz
 /* rows [p0, p0 + kc) x columns [j0, j0 + cols) of B into ceil(cols / nr) panels b[k * nr + j] */
 static void an_pack_b(const an_matrix *b, size_t p0, size_t kc, size_t j0, size_t cols, size_t nr, float *dst)
 {
+    const float *src = b->data + p0 * b->rs;
     for (size_t jp = 0; jp < cols; jp += nr, dst += kc * nr) {
         const size_t n = an_min(nr, cols - jp);
-        const float *src = b->data + p0 * b->rs + (j0 + jp) * b->cs;
-        if (b->cs == 1) { /* rows contiguous: copy row pieces */
-            for (size_t k = 0; k < kc; k++) {
-                memcpy(dst + k * nr, src + k * b->rs, n * sizeof *dst);
-                for (size_t j = n; j < nr; j++)
-                    dst[k * nr + j] = 0.0f;
+        if (b->cs == 1) { /* rows contiguous within a column block: copy row pieces, a run at a time */
+            for (size_t j = 0; j < n;) {
+                const size_t column = j0 + jp + j, run = an_min(n - j, b->cb - column % b->cb);
+                const float *at = src + an_column_offset(b, column);
+                for (size_t k = 0; k < kc; k++)
+                    memcpy(dst + k * nr + j, at + k * b->rs, run * sizeof *dst);
+                j += run;
             }
         } else {
-            for (size_t j = 0; j < n; j++)
+            for (size_t j = 0; j < n; j++) {
+                const float *at = src + an_column_offset(b, j0 + jp + j);
                 for (size_t k = 0; k < kc; k++)
-                    dst[k * nr + j] = src[j * b->cs + k * b->rs];
-            for (size_t k = 0; k < kc && n < nr; k++)
-                for (size_t j = n; j < nr; j++)
-                    dst[k * nr + j] = 0.0f;
+                    dst[k * nr + j] = at[k * b->rs];
+            }
         }
+        for (size_t k = 0; k < kc && n < nr; k++)
+            for (size_t j = n; j < nr; j++)
+                dst[k * nr + j] = 0.0f;
     }
 }
 
@@ -141,8 +173,9 @@ static void an_gemm_tile(const an_gemm_job *job, float *slot, size_t problem, si
                          size_t j1)
 {
     const an_gemm_blocking *blk = &job->blk;
-    const an_matrix a = {job->a.data + problem * job->a_step, job->a.rs, job->a.cs};
-    const an_matrix b = {job->b.data + problem * job->b_step, job->b.rs, job->b.cs};
+    an_matrix a = job->a, b = job->b;
+    a.data += problem * job->a_step;
+    b.data += problem * job->b_step;
     float *c = job->c + problem * job->c_step;
     float *a_pack = slot, *b_pack = slot + blk->a_floats;
     if (job->k == 0) { /* an empty sum: zero, or C unchanged */
@@ -239,11 +272,30 @@ static size_t an_gemm_slot_floats(const an_cpu_kernels *kernels)
     return blk.a_floats + blk.b_floats;
 }
 
-/* One image's im2col / dCol: [in_channels x k x k][out pixels]. */
+/* The conv backward ops work on chunks of this many images: as many as keep the chunk's im2col / dCol
+ * ([in_channels x k x k][images x out pixels]) within AN_TRAIN_COL_FLOATS, at least one, at most the batch.
+ * A function of the shape alone (never of the prepared scratch), so the bits are too. */
+static size_t an_conv_chunk_images(const an_conv_desc *d)
+{
+    const size_t per_image =
+        (size_t)d->in_channels * d->kernel_size * d->kernel_size * d->out_height * d->out_width;
+    const size_t images = per_image > 0 ? AN_TRAIN_COL_FLOATS / per_image : d->batch;
+    return an_min(images < 1 ? 1 : images, d->batch);
+}
+
+/* One chunk's im2col / dCol (the first part), then, for the weight gradient, the chunk's output gradient
+ * transposed (the second part). */
+static size_t an_conv_col_part_floats(const an_conv_desc *d)
+{
+    return an_round_up(an_conv_chunk_images(d) * d->in_channels * d->kernel_size * d->kernel_size *
+                           d->out_height * d->out_width,
+                       16);
+}
+
 static size_t an_conv_col_floats(const an_conv_desc *d)
 {
-    return an_round_up((size_t)d->in_channels * d->kernel_size * d->kernel_size * d->out_height * d->out_width,
-                       16);
+    return an_conv_col_part_floats(d) +
+           an_round_up(an_conv_chunk_images(d) * d->out_channels * d->out_height * d->out_width, 16);
 }
 
 void an_cpu_train_scratch_floats(const an_backend_context *context, const an_op_desc *ops, size_t count,
@@ -296,44 +348,69 @@ static void an_tap_range(size_t out_size, size_t in_size, size_t stride, size_t 
 
 typedef struct an_col_job {
     const an_conv_desc *desc;
-    const float *image; /* im2col: the input image; col2im: unused */
-    float *grad_image;  /* col2im: the image's input gradient */
-    float *col;
-    size_t channels_per_task;
+    const float *input; /* im2col: the chunk's first input image; col2im: unused */
+    float *grad_input;  /* col2im: the chunk's first input gradient */
+    float *col;         /* [in_channels x k x k][images x out pixels] */
+    size_t images, channels_per_task, tasks_per_image;
 } an_col_job;
 
-static void an_im2col_task(void *context, size_t index)
+/* The transposed im2col of the weight gradient: colT[image x pixel][in_channels x k x k], each pixel's taps
+ * contiguous. Written tap by tap (reads along input rows; the writes, K floats apart, revisit the same
+ * lines for the next taps while they are still in L1). */
+static void an_im2col_t_task(void *context, size_t index)
 {
     const an_col_job *job = context;
     const an_conv_desc *d = job->desc;
     const size_t ks = d->kernel_size, s = d->stride, pad = d->padding, ow = d->out_width, oh = d->out_height;
-    const size_t n = oh * ow, w = d->in_width, h = d->in_height;
-    const size_t c0 = index * job->channels_per_task, c1 = an_min(c0 + job->channels_per_task, d->in_channels);
+    const size_t n = oh * ow, w = d->in_width, h = d->in_height, taps = (size_t)d->in_channels * ks * ks;
+    const size_t image = index / job->tasks_per_image;
+    const size_t c0 = index % job->tasks_per_image * job->channels_per_task;
+    const size_t c1 = an_min(c0 + job->channels_per_task, d->in_channels);
+    const float *input = job->input + image * d->in_channels * h * w;
+    float *rows = job->col + image * n * taps;
     for (size_t c = c0; c < c1; c++) {
-        const float *plane = job->image + c * h * w;
+        const float *plane = input + c * h * w;
         for (size_t ky = 0; ky < ks; ky++) {
             for (size_t kx = 0; kx < ks; kx++) {
-                float *row = job->col + ((c * ks + ky) * ks + kx) * n;
+                float *dst = rows + (c * ks + ky) * ks + kx;
                 size_t x0, x1;
                 an_tap_range(ow, w, s, pad, kx, &x0, &x1);
-                for (size_t oy = 0; oy < oh; oy++) {
-                    float *dst = row + oy * ow;
+                for (size_t oy = 0; oy < oh; oy++, dst += ow * taps) {
                     const size_t iy = oy * s + ky;
                     if (iy < pad || iy - pad >= h) {
-                        memset(dst, 0, ow * sizeof *dst);
+                        for (size_t ox = 0; ox < ow; ox++)
+                            dst[ox * taps] = 0.0f;
                         continue;
                     }
-                    const float *src = plane + (iy - pad) * w;
+                    const float *src = plane + (iy - pad) * w + kx - pad; /* + ox * s, for ox >= x0 */
                     for (size_t ox = 0; ox < x0; ox++)
-                        dst[ox] = 0.0f;
-                    for (size_t ox = x0; ox < x1; ox++) /* ox >= x0 keeps ox * s + kx >= pad */
-                        dst[ox] = src[ox * s + kx - pad];
+                        dst[ox * taps] = 0.0f;
+                    for (size_t ox = x0; ox < x1; ox++)
+                        dst[ox * taps] = src[ox * s];
                     for (size_t ox = x1; ox < ow; ox++)
-                        dst[ox] = 0.0f;
+                        dst[ox * taps] = 0.0f;
                 }
             }
         }
     }
+}
+
+typedef struct an_transpose_job {
+    const float *src; /* [images][channels][pixels] */
+    float *dst;       /* [images x pixels][channels] */
+    size_t channels, pixels;
+} an_transpose_job;
+
+/* One image's output gradient, transposed. */
+static void an_transpose_task(void *context, size_t image)
+{
+    const an_transpose_job *job = context;
+    const size_t channels = job->channels, pixels = job->pixels;
+    const float *src = job->src + image * channels * pixels;
+    float *dst = job->dst + image * channels * pixels;
+    for (size_t p = 0; p < pixels; p++)
+        for (size_t c = 0; c < channels; c++)
+            dst[p * channels + c] = src[c * pixels + p];
 }
 
 /* Each input pixel sums its taps in (ky, kx) order: one fixed order whatever the split. */
@@ -342,14 +419,17 @@ static void an_col2im_task(void *context, size_t index)
     const an_col_job *job = context;
     const an_conv_desc *d = job->desc;
     const size_t ks = d->kernel_size, s = d->stride, pad = d->padding, ow = d->out_width, oh = d->out_height;
-    const size_t n = oh * ow, w = d->in_width, h = d->in_height;
-    const size_t c0 = index * job->channels_per_task, c1 = an_min(c0 + job->channels_per_task, d->in_channels);
+    const size_t n = oh * ow, w = d->in_width, h = d->in_height, ld = job->images * n;
+    const size_t image = index / job->tasks_per_image;
+    const size_t c0 = index % job->tasks_per_image * job->channels_per_task;
+    const size_t c1 = an_min(c0 + job->channels_per_task, d->in_channels);
+    float *grad = job->grad_input + image * d->in_channels * h * w;
     for (size_t c = c0; c < c1; c++) {
-        float *plane = job->grad_image + c * h * w;
+        float *plane = grad + c * h * w;
         memset(plane, 0, h * w * sizeof *plane);
         for (size_t ky = 0; ky < ks; ky++) {
             for (size_t kx = 0; kx < ks; kx++) {
-                const float *row = job->col + ((c * ks + ky) * ks + kx) * n;
+                const float *row = job->col + ((c * ks + ky) * ks + kx) * ld + image * n;
                 size_t x0, x1;
                 an_tap_range(ow, w, s, pad, kx, &x0, &x1);
                 for (size_t oy = 0; oy < oh; oy++) {
@@ -366,14 +446,16 @@ static void an_col2im_task(void *context, size_t index)
     }
 }
 
+/* Tasks are (image of the chunk, range of input channels). */
 static void an_run_col(an_backend_context *context, an_col_job *job, alexnet_task_fn task)
 {
     const size_t channels = job->desc->in_channels;
-    job->channels_per_task = an_cpu_chunk_size(channels, an_task_target(context), 1);
-    an_threadpool_run(context->pool, task, job, an_div_up(channels, job->channels_per_task));
+    job->channels_per_task = an_cpu_chunk_size(channels, an_task_target(context) / job->images + 1, 1);
+    job->tasks_per_image = an_div_up(channels, job->channels_per_task);
+    an_threadpool_run(context->pool, task, job, job->images * job->tasks_per_image);
 }
 
-/* ---- convolution ---- */
+/* ---- convolution: a chunk of images at a time (an_conv_chunk_images) ---- */
 
 alexnet_status an_cpu_conv2d_backward_data(an_backend_context *context, const an_conv_desc *d,
                                            const float *grad_out, const float *weight, float *grad_in)
@@ -384,14 +466,17 @@ alexnet_status an_cpu_conv2d_backward_data(an_backend_context *context, const an
         return status;
     const size_t groups = d->groups, m = d->out_channels / groups;
     const size_t k = (size_t)(d->in_channels / groups) * d->kernel_size * d->kernel_size;
-    const size_t n = (size_t)d->out_height * d->out_width;
+    const size_t n = (size_t)d->out_height * d->out_width, out_image = d->out_channels * n;
     const size_t in_image = (size_t)d->in_channels * d->in_height * d->in_width;
-    for (size_t image = 0; image < d->batch; image++) {
-        /* dCol_g[K][N] = W_g^T[K][M] dY_g[M][N]: A(kk, oc) = W[oc][kk] */
-        const an_matrix a = {weight, 1, k};
-        const an_matrix b = {grad_out + image * d->out_channels * n, n, 1};
-        an_train_gemm(context, slots, k, n, m, a, b, col, n, 0, groups, m * k, m * n, k * n);
-        an_col_job job = {d, NULL, grad_in + image * in_image, col, 0};
+    const size_t chunk = an_conv_chunk_images(d);
+    for (size_t first = 0; first < d->batch; first += chunk) {
+        const size_t images = an_min(chunk, d->batch - first), ld = images * n;
+        /* dCol_g[K][images x N] = W_g^T[K][M] dY_g[M][images x N]: A(kk, oc) = W[oc][kk]; dY's column
+         * (image, pixel) lies in image's block */
+        const an_matrix a = an_plain_matrix(weight, 1, k);
+        const an_matrix b = {grad_out + first * out_image, n, 1, n, out_image};
+        an_train_gemm(context, slots, k, ld, m, a, b, col, ld, 0, groups, m * k, m * n, k * ld);
+        an_col_job job = {d, NULL, grad_in + first * in_image, col, images, 0, 0};
         an_run_col(context, &job, an_col2im_task);
     }
     return ALEXNET_OK;
@@ -431,15 +516,24 @@ alexnet_status an_cpu_conv2d_backward_weights(an_backend_context *context, const
     const size_t k = (size_t)(d->in_channels / groups) * d->kernel_size * d->kernel_size;
     const size_t n = (size_t)d->out_height * d->out_width;
     const size_t in_image = (size_t)d->in_channels * d->in_height * d->in_width;
+    const size_t out_image = d->out_channels * n, chunk = an_conv_chunk_images(d);
     if (d->batch == 0)
         memset(grad_weight, 0, d->out_channels * k * sizeof *grad_weight);
-    for (size_t image = 0; image < d->batch; image++) {
-        an_col_job job = {d, in + image * in_image, NULL, col, 0};
-        an_run_col(context, &job, an_im2col_task);
-        /* dW_g[M][K] (+)= dY_g[M][N] col_g^T[N][K]: B(p, kk) = col[kk][p] */
-        const an_matrix a = {grad_out + image * d->out_channels * n, n, 1};
-        const an_matrix b = {col, 1, n};
-        an_train_gemm(context, slots, m, k, n, a, b, grad_weight, k, image > 0, groups, m * n, k * n, m * k);
+    float *grad_t = col + an_conv_col_part_floats(d);
+    const size_t taps = (size_t)d->in_channels * d->kernel_size * d->kernel_size;
+    for (size_t first = 0; first < d->batch; first += chunk) {
+        const size_t images = an_min(chunk, d->batch - first), p = images * n;
+        /* Both operands transposed first (one pass each), so that the GEMM's packing copies contiguous
+         * runs: the reduction runs over (image, pixel), which is the contiguous index of dY and of im2col. */
+        an_col_job job = {d, in + first * in_image, NULL, col, images, 0, 0};
+        an_run_col(context, &job, an_im2col_t_task);
+        an_transpose_job transpose = {grad_out + first * out_image, grad_t, d->out_channels, n};
+        an_threadpool_run(context->pool, an_transpose_task, &transpose, images);
+        /* dW_g[M][K] (+)= dY_g[M][images x N] col_g^T[images x N][K] with A(oc, p) = dYT[p][g M + oc] and
+         * B(p, kk) = colT[p][g K + kk]; the chunks accumulate in order */
+        const an_matrix a = an_plain_matrix(grad_t, 1, d->out_channels);
+        const an_matrix b = an_plain_matrix(col, taps, 1);
+        an_train_gemm(context, slots, m, k, p, a, b, grad_weight, k, first > 0, groups, m, k, m * k);
     }
     an_bias_job job = {grad_out, grad_bias, d->batch, d->out_channels, n,
                        an_cpu_chunk_size(d->out_channels, an_task_target(context), 1)};
@@ -457,8 +551,8 @@ alexnet_status an_cpu_fc_backward_data(an_backend_context *context, const an_fc_
     if (status != ALEXNET_OK)
         return status;
     /* dX[B][I] = dY[B][O] W[O][I] */
-    const an_matrix a = {grad_out, d->out_features, 1};
-    const an_matrix b = {weight, d->in_features, 1};
+    const an_matrix a = an_plain_matrix(grad_out, d->out_features, 1);
+    const an_matrix b = an_plain_matrix(weight, d->in_features, 1);
     an_train_gemm(context, slots, d->batch, d->in_features, d->out_features, a, b, grad_in, d->in_features, 0, 1, 0,
                   0, 0);
     return ALEXNET_OK;
@@ -486,8 +580,8 @@ alexnet_status an_cpu_fc_backward_weights(an_backend_context *context, const an_
     if (status != ALEXNET_OK)
         return status;
     /* dW[O][I] = dY^T[O][B] X[B][I]: A(o, b) = dY[b][o] */
-    const an_matrix a = {grad_out, 1, d->out_features};
-    const an_matrix b = {in, d->in_features, 1};
+    const an_matrix a = an_plain_matrix(grad_out, 1, d->out_features);
+    const an_matrix b = an_plain_matrix(in, d->in_features, 1);
     an_train_gemm(context, slots, d->out_features, d->in_features, d->batch, a, b, grad_weight, d->in_features, 0, 1,
                   0, 0, 0);
     an_bias_job job = {grad_out, grad_bias, d->batch, d->out_features, 1,
@@ -506,32 +600,45 @@ typedef struct an_pool_back_job {
 } an_pool_back_job;
 
 /* The forward scan (cpu and reference alike): strictly greater replaces, so the first of equal maxima wins,
- * and a NaN always replaces. */
+ * and a NaN always replaces. Done for AN_TRAIN_POOL_RUN outputs of a row at a time, tap by tap, with selects
+ * (a loop over outputs the compiler vectorises, where a branch per tap mispredicts on random data); then the
+ * gradients are added at the winners in output order, as the reference does, so the bits are its bits. */
 static void an_max_pool_back_task(void *context, size_t index)
 {
     const an_pool_back_job *job = context;
     const an_pool_desc *d = job->desc;
-    const size_t in_plane = (size_t)d->in_height * d->in_width, out_plane = (size_t)d->out_height * d->out_width;
+    const size_t w = d->in_width, s = d->stride, ks = d->kernel_size;
+    const size_t in_plane = (size_t)d->in_height * w, out_plane = (size_t)d->out_height * d->out_width;
     const size_t p0 = index * job->per_task, p1 = an_min(p0 + job->per_task, job->planes);
+    float best[AN_TRAIN_POOL_RUN];
+    uint32_t at[AN_TRAIN_POOL_RUN];
     for (size_t p = p0; p < p1; p++) {
         const float *src = job->in + p * in_plane, *g = job->grad_out + p * out_plane;
         float *dst = job->grad_in + p * in_plane;
         memset(dst, 0, in_plane * sizeof *dst);
         for (size_t oy = 0; oy < d->out_height; oy++) {
-            for (size_t ox = 0; ox < d->out_width; ox++) {
-                const float *window = src + oy * d->stride * d->in_width + ox * d->stride;
-                size_t best_index = 0;
-                float best = -INFINITY;
-                for (size_t ky = 0; ky < d->kernel_size; ky++) {
-                    for (size_t kx = 0; kx < d->kernel_size; kx++) {
-                        const float v = window[ky * d->in_width + kx];
-                        if (v > best || isnan(v)) {
-                            best = v;
-                            best_index = ky * d->in_width + kx;
+            for (size_t ox0 = 0; ox0 < d->out_width; ox0 += AN_TRAIN_POOL_RUN) {
+                const size_t count = an_min(AN_TRAIN_POOL_RUN, d->out_width - ox0);
+                const size_t corner = oy * s * w + ox0 * s; /* the first window's top left, in the plane */
+                for (size_t o = 0; o < count; o++) {
+                    best[o] = -INFINITY;
+                    at[o] = (uint32_t)(corner + o * s);
+                }
+                for (size_t ky = 0; ky < ks; ky++) {
+                    for (size_t kx = 0; kx < ks; kx++) {
+                        const size_t tap = corner + ky * w + kx;
+                        const float *v = src + tap;
+                        for (size_t o = 0; o < count; o++) {
+                            const float x = v[o * s];
+                            const int take = (x > best[o]) | (x != x);
+                            best[o] = take ? x : best[o];
+                            at[o] = take ? (uint32_t)(tap + o * s) : at[o];
                         }
                     }
                 }
-                dst[oy * d->stride * d->in_width + ox * d->stride + best_index] += g[oy * d->out_width + ox];
+                const float *grad = g + oy * d->out_width + ox0;
+                for (size_t o = 0; o < count; o++)
+                    dst[at[o]] += grad[o];
             }
         }
     }
@@ -691,8 +798,14 @@ static void an_relu_back_task(void *context, size_t index)
     const an_elementwise_back_job *job = context;
     size_t begin, end;
     an_range(job, index, &begin, &end);
-    for (size_t i = begin; i < end; i++)
-        job->out[i] = job->x[i] > 0.0f ? job->y[i] : 0.0f;
+    /* locals (the job's fields could alias the output) and an unconditional load: a select the compiler
+     * vectorises, instead of a branch per element on random signs */
+    const float *x = job->x, *y = job->y;
+    float *out = job->out;
+    for (size_t i = begin; i < end; i++) {
+        const float g = y[i];
+        out[i] = x[i] > 0.0f ? g : 0.0f;
+    }
 }
 
 void an_cpu_relu_backward(an_backend_context *context, size_t count, const float *out, const float *grad_out,
