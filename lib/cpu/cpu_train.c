@@ -42,6 +42,10 @@
 #define AN_TRAIN_COL_FLOATS ((size_t)1 << 20)
 /* The conv bias gradient sums in this many lanes (a power of two). */
 #define AN_TRAIN_BIAS_LANES 8
+/* The weight gradient's operands are packed this many pixels at a time (see an_prepack_im2col_task). */
+#define AN_TRAIN_PACK_PIXELS 128
+/* The weight gradient's im2col copies a channel plane with its border to the stack up to this size. */
+#define AN_TRAIN_BORDER_FLOATS 4096
 /* Max pooling backward scans this many outputs of a row at a time, in stack arrays. */
 #define AN_TRAIN_POOL_RUN 64
 /* LRN backward works on this many pixels at a time, in stack arrays. */
@@ -62,12 +66,38 @@ static size_t an_task_target(const an_backend_context *context)
 typedef struct an_matrix {
     const float *data;
     size_t rs, cs, cb, cbs;
+    /* Or, when packed: data already holds the whole operand in the driver's panel layout (an_packed_at), so
+     * the tiles read it in place instead of packing their slices. */
+    int packed;
 } an_matrix;
 
 static an_matrix an_plain_matrix(const float *data, size_t rs, size_t cs)
 {
-    const an_matrix m = {data, rs, cs, SIZE_MAX, 0};
+    const an_matrix m = {data, rs, cs, SIZE_MAX, 0, 0};
     return m;
+}
+
+static an_matrix an_packed_matrix(const float *data)
+{
+    const an_matrix m = {data, 0, 0, SIZE_MAX, 0, 1};
+    return m;
+}
+
+/* The K partition of a GEMM: equal blocks of at most kc_max, a function of k alone (so is every C element's
+ * chain of microkernel calls). */
+static size_t an_gemm_kc(size_t k, size_t kc_max) { return k > 0 ? an_div_up(k, an_div_up(k, kc_max)) : 0; }
+
+/* A whole operand packed ahead: for each K block (kc rows of K, the last one `rows` <= kc), its panels of
+ * `width` (MR rows of A, or NR columns of B) one after the other, each rows x width with element (k, r) at
+ * k * width + r; `padded` (a multiple of width) is the panelled extent. The float of K index p and row
+ * (A) or column (B) t, and in *left how many K indices from p on share its block (consecutive K indices of
+ * one block are `width` floats apart). */
+static float *an_packed_at(float *base, size_t p, size_t t, size_t k, size_t kc, size_t width, size_t padded,
+                           size_t *left)
+{
+    const size_t block = p / kc, first = block * kc, rows = an_min(kc, k - first);
+    *left = rows - (p - first);
+    return base + first * padded + t / width * rows * width + (p - first) * width + t % width;
 }
 
 static size_t an_column_offset(const an_matrix *m, size_t j)
@@ -205,15 +235,22 @@ static void an_gemm_tile(const an_gemm_job *job, float *slot, size_t problem, si
         for (size_t pc = 0; pc < job->k; pc += job->kc) {
             const size_t kc = an_min(job->kc, job->k - pc);
             const uint32_t flags = pc > 0 || job->accumulate ? AN_GEMM_ACCUMULATE : 0u;
-            an_pack_b(&b, pc, kc, jc, nc, blk->nr, b_pack);
+            /* tiles start on panel boundaries, and the cache blocks are whole panels */
+            const float *b_panels = b.packed ? b.data + pc * an_round_up(job->n, blk->nr) + jc / blk->nr * kc * blk->nr
+                                             : b_pack;
+            if (!b.packed)
+                an_pack_b(&b, pc, kc, jc, nc, blk->nr, b_pack);
             for (size_t ic = i0; ic < i1; ic += blk->mc) {
                 const size_t mc = an_min(blk->mc, i1 - ic);
-                an_pack_a(&a, ic, mc, pc, kc, blk->mr, a_pack);
+                const float *a_panels =
+                    a.packed ? a.data + pc * an_round_up(job->m, blk->mr) + ic / blk->mr * kc * blk->mr : a_pack;
+                if (!a.packed)
+                    an_pack_a(&a, ic, mc, pc, kc, blk->mr, a_pack);
                 for (size_t jp = 0; jp < nc; jp += blk->nr) {
-                    const float *bp = b_pack + jp / blk->nr * kc * blk->nr;
+                    const float *bp = b_panels + jp / blk->nr * kc * blk->nr;
                     const size_t n = an_min(blk->nr, nc - jp);
                     for (size_t ip = 0; ip < mc; ip += blk->mr) {
-                        job->kernels->gemm(kc, a_pack + ip / blk->mr * kc * blk->mr, bp, an_zero_bias,
+                        job->kernels->gemm(kc, a_panels + ip / blk->mr * kc * blk->mr, bp, an_zero_bias,
                                            c + (ic + ip) * job->ldc + jc + jp, job->ldc, an_min(blk->mr, mc - ip),
                                            n, flags);
                     }
@@ -252,9 +289,7 @@ static void an_train_gemm(an_backend_context *context, float *slots, size_t m, s
     job.kernels = context->kernels;
     an_gemm_blocking_init(&job.blk, context->kernels);
     job.m = m, job.n = n, job.k = k;
-    /* K in equal blocks of at most kc_max: the partition depends on k alone */
-    const size_t k_blocks = k > 0 ? an_div_up(k, job.blk.kc_max) : 1;
-    job.kc = k > 0 ? an_div_up(k, k_blocks) : 0;
+    job.kc = an_gemm_kc(k, job.blk.kc_max);
     job.a = a, job.b = b, job.c = c, job.ldc = ldc;
     job.count = count, job.a_step = a_step, job.b_step = b_step, job.c_step = c_step;
     job.accumulate = accumulate;
@@ -289,30 +324,36 @@ static size_t an_gemm_slot_floats(const an_cpu_kernels *kernels)
     return blk.a_floats + blk.b_floats;
 }
 
-/* The conv backward ops work on chunks of this many images: as many as keep the chunk's im2col / dCol
- * ([in_channels x k x k][images x out pixels]) within AN_TRAIN_COL_FLOATS, at least one, at most the batch.
- * A function of the shape alone (never of the prepared scratch), so the bits are too. */
-static size_t an_conv_chunk_images(const an_conv_desc *d)
+/* The conv backward ops work on chunks of images: as many as keep the chunk's scratch within
+ * AN_TRAIN_COL_FLOATS, at least one, at most the batch. A function of the shape (and the kernel table's tile)
+ * alone, never of the prepared scratch, so the bits are too. */
+static size_t an_conv_chunk(const an_conv_desc *d, size_t per_image)
 {
-    const size_t per_image =
-        (size_t)d->in_channels * d->kernel_size * d->kernel_size * d->out_height * d->out_width;
     const size_t images = per_image > 0 ? AN_TRAIN_COL_FLOATS / per_image : d->batch;
     return an_min(images < 1 ? 1 : images, d->batch);
 }
 
-/* One chunk's im2col / dCol (the first part), then, for the weight gradient, the chunk's output gradient
- * transposed (the second part). */
-static size_t an_conv_col_part_floats(const an_conv_desc *d)
+/* Data gradient: one image's dCol, [in_channels x k x k][out pixels]. */
+static size_t an_conv_data_image_floats(const an_conv_desc *d)
 {
-    return an_round_up(an_conv_chunk_images(d) * d->in_channels * d->kernel_size * d->kernel_size *
-                           d->out_height * d->out_width,
-                       16);
+    return (size_t)d->in_channels * d->kernel_size * d->kernel_size * d->out_height * d->out_width;
 }
 
-static size_t an_conv_col_floats(const an_conv_desc *d)
+/* Weight gradient: one image's share of both packed operands, per group the im2col (B: K taps in panels of
+ * NR) and the output gradient (A: M channels in panels of MR), over the image's out pixels. */
+static size_t an_conv_weight_image_floats(const an_conv_desc *d, const an_cpu_kernels *kernels)
 {
-    return an_conv_col_part_floats(d) +
-           an_round_up(an_conv_chunk_images(d) * d->out_channels * d->out_height * d->out_width, 16);
+    const size_t k = (size_t)(d->in_channels / d->groups) * d->kernel_size * d->kernel_size;
+    const size_t m = d->out_channels / d->groups;
+    return (size_t)d->groups * (an_round_up(k, kernels->gemm_nr) + an_round_up(m, kernels->gemm_mr)) *
+           d->out_height * d->out_width;
+}
+
+static size_t an_conv_col_floats(const an_conv_desc *d, const an_cpu_kernels *kernels)
+{
+    const size_t data = an_conv_data_image_floats(d), weight = an_conv_weight_image_floats(d, kernels);
+    const size_t a = an_conv_chunk(d, data) * data, b = an_conv_chunk(d, weight) * weight;
+    return an_round_up(a > b ? a : b, 16);
 }
 
 void an_cpu_train_scratch_floats(const an_backend_context *context, const an_op_desc *ops, size_t count,
@@ -322,7 +363,7 @@ void an_cpu_train_scratch_floats(const an_backend_context *context, const an_op_
     int gemm = 0;
     for (size_t i = 0; i < count; i++) {
         if (ops[i].kind == AN_OP_CONV2D) {
-            size_t floats = an_conv_col_floats(&ops[i].u.conv);
+            size_t floats = an_conv_col_floats(&ops[i].u.conv, context->kernels);
             col = floats > col ? floats : col;
             gemm = 1;
         } else if (ops[i].kind == AN_OP_FULLY_CONNECTED) {
@@ -371,63 +412,185 @@ typedef struct an_col_job {
     size_t images, channels_per_task, tasks_per_image;
 } an_col_job;
 
-/* The transposed im2col of the weight gradient: colT[image x pixel][in_channels x k x k], each pixel's taps
- * contiguous. Written tap by tap (reads along input rows; the writes, K floats apart, revisit the same
- * lines for the next taps while they are still in L1). */
-static void an_im2col_t_task(void *context, size_t index)
+/* The weight gradient's operands, packed ahead (an_packed_at) straight from the input and the output gradient:
+ * its reduction runs over (image, pixel), the contiguous index of both, so both need transposing, and doing
+ * it once into the panel layout costs one pass where packing each tile's slices re-read and re-copied them. */
+typedef struct an_prepack_job {
+    const an_conv_desc *desc;
+    const float *input;    /* B: the chunk's first input image; A: its first output gradient */
+    float *packed;         /* group by group, group_floats apart */
+    size_t group_floats;
+    size_t k, kc;          /* the GEMM's K (images x out pixels) and its K block */
+    size_t width, padded;  /* NR and the taps rounded up to it (B), or MR and the channels rounded up (A) */
+    size_t channels_per_task, tasks_per_image;
+} an_prepack_job;
+
+/* Writes `count` values along row or column t, from K index p on, with *at / *left as an_packed_at left them:
+ * src[(i - i0) * step] for i in [i0, i1), zero elsewhere. Runs that stay in one K block (the usual case) are
+ * plain strided loops; only a run that crosses a block boundary goes value by value. */
+static void an_prepack_run(const an_prepack_job *job, float *base, size_t t, size_t p, const float *src,
+                           size_t step, size_t count, size_t i0, size_t i1, float **at, size_t *left)
 {
-    const an_col_job *job = context;
+    const size_t width = job->width;
+    float *dst = *at;
+    if (*left > count) {
+        size_t i = 0;
+        for (; i < i0; i++)
+            dst[i * width] = 0.0f;
+        for (; i < i1; i++)
+            dst[i * width] = src[(i - i0) * step];
+        for (; i < count; i++)
+            dst[i * width] = 0.0f;
+        *at = dst + count * width;
+        *left -= count;
+        return;
+    }
+    for (size_t i = 0; i < count; i++) {
+        *dst = i >= i0 && i < i1 ? src[(i - i0) * step] : 0.0f;
+        if (--*left == 0)
+            dst = an_packed_at(base, p + i + 1, t, job->k, job->kc, job->width, job->padded, left);
+        else
+            dst += width;
+    }
+    *at = dst;
+}
+
+/* Writes `count` values along row or column t from K index `first` on: src[offset[i]] (or zeros when src is
+ * NULL), crossing K blocks where they end. */
+static void an_prepack_gather(const an_prepack_job *job, float *base, size_t t, size_t first, const float *src,
+                              const uint32_t *offset, size_t count)
+{
+    const size_t width = job->width;
+    size_t left;
+    float *at = an_packed_at(base, first, t, job->k, job->kc, width, job->padded, &left);
+    for (size_t i = 0; i < count;) {
+        const size_t run = an_min(count - i, left);
+        if (src != NULL)
+            for (size_t j = 0; j < run; j++)
+                at[j * width] = src[offset[i + j]];
+        else
+            for (size_t j = 0; j < run; j++)
+                at[j * width] = 0.0f;
+        i += run;
+        if (i < count)
+            at = an_packed_at(base, first + i, t, job->k, job->kc, width, job->padded, &left);
+    }
+}
+
+/* B, for (image, range of input channels): tap t = (c, ky, kx) of the group's taps is column t. Each channel
+ * plane is first copied with its zero border to the stack, so a tap is a gather at fixed offsets from
+ * the tap's corner (one loop over the pixels, no bounds tests: most maps here are 6 to 28 pixels wide,
+ * where per-row loops cost more than the copies). Pixels go in blocks of AN_TRAIN_PACK_PIXELS, all the
+ * channel's taps for each block, so the block's panel rows (NR floats a pixel) stay in L1 from one tap to the
+ * next. The task holding a group's last channel zeroes the pad columns. Planes too large for the stack
+ * take an_prepack_im2col_rows. */
+static void an_prepack_im2col_rows(const an_prepack_job *job, size_t index);
+
+static void an_prepack_im2col_task(void *context, size_t index)
+{
+    const an_prepack_job *job = context;
     const an_conv_desc *d = job->desc;
-    const size_t ks = d->kernel_size, s = d->stride, pad = d->padding, ow = d->out_width, oh = d->out_height;
-    const size_t n = oh * ow, w = d->in_width, h = d->in_height, taps = (size_t)d->in_channels * ks * ks;
+    const size_t ks = d->kernel_size, s = d->stride, pad = d->padding, ow = d->out_width;
+    const size_t n = (size_t)d->out_height * ow, w = d->in_width, h = d->in_height;
+    const size_t bw = w + 2 * pad, bh = h + 2 * pad, per_group = d->in_channels / d->groups;
+    if (bh * bw > AN_TRAIN_BORDER_FLOATS) {
+        an_prepack_im2col_rows(job, index);
+        return;
+    }
     const size_t image = index / job->tasks_per_image;
     const size_t c0 = index % job->tasks_per_image * job->channels_per_task;
     const size_t c1 = an_min(c0 + job->channels_per_task, d->in_channels);
     const float *input = job->input + image * d->in_channels * h * w;
-    float *rows = job->col + image * n * taps;
+    float bordered[AN_TRAIN_BORDER_FLOATS];
+    uint32_t offset[AN_TRAIN_PACK_PIXELS];
+    memset(bordered, 0, bh * bw * sizeof *bordered);
     for (size_t c = c0; c < c1; c++) {
-        const float *plane = input + c * h * w;
-        for (size_t ky = 0; ky < ks; ky++) {
-            for (size_t kx = 0; kx < ks; kx++) {
-                float *dst = rows + (c * ks + ky) * ks + kx;
-                size_t x0, x1;
-                an_tap_range(ow, w, s, pad, kx, &x0, &x1);
-                for (size_t oy = 0; oy < oh; oy++, dst += ow * taps) {
-                    const size_t iy = oy * s + ky;
-                    if (iy < pad || iy - pad >= h) {
-                        for (size_t ox = 0; ox < ow; ox++)
-                            dst[ox * taps] = 0.0f;
-                        continue;
-                    }
-                    const float *src = plane + (iy - pad) * w + kx - pad; /* + ox * s, for ox >= x0 */
-                    for (size_t ox = 0; ox < x0; ox++)
-                        dst[ox * taps] = 0.0f;
-                    for (size_t ox = x0; ox < x1; ox++)
-                        dst[ox * taps] = src[ox * s];
-                    for (size_t ox = x1; ox < ow; ox++)
-                        dst[ox * taps] = 0.0f;
-                }
+        for (size_t y = 0; y < h; y++) /* the border stays zero */
+            memcpy(bordered + (y + pad) * bw + pad, input + (c * h + y) * w, w * sizeof *bordered);
+        float *base = job->packed + c / per_group * job->group_floats;
+        for (size_t q0 = 0; q0 < n; q0 += AN_TRAIN_PACK_PIXELS) {
+            const size_t count = an_min(AN_TRAIN_PACK_PIXELS, n - q0), first = image * n + q0;
+            for (size_t i = 0, oy = q0 / ow, ox = q0 % ow; i < count; i++) {
+                offset[i] = (uint32_t)(oy * s * bw + ox * s);
+                if (++ox == ow)
+                    ox = 0, oy++;
             }
+            for (size_t ky = 0; ky < ks; ky++)
+                for (size_t kx = 0; kx < ks; kx++)
+                    an_prepack_gather(job, base, (c % per_group * ks + ky) * ks + kx, first,
+                                      bordered + ky * bw + kx, offset, count);
+            if (c % per_group == per_group - 1)
+                for (size_t t = per_group * ks * ks; t < job->padded; t++)
+                    an_prepack_gather(job, base, t, first, NULL, offset, count);
         }
     }
 }
 
-typedef struct an_transpose_job {
-    const float *src; /* [images][channels][pixels] */
-    float *dst;       /* [images x pixels][channels] */
-    size_t channels, pixels;
-} an_transpose_job;
-
-/* One image's output gradient, transposed. */
-static void an_transpose_task(void *context, size_t image)
+/* The same from the input rows, tap by tap (with the bounds worked out per row), for planes the stack
+ * cannot hold (AlexNet's 224-pixel input): pixels in blocks of about AN_TRAIN_PACK_PIXELS whole rows. */
+static void an_prepack_im2col_rows(const an_prepack_job *job, size_t index)
 {
-    const an_transpose_job *job = context;
-    const size_t channels = job->channels, pixels = job->pixels;
-    const float *src = job->src + image * channels * pixels;
-    float *dst = job->dst + image * channels * pixels;
-    for (size_t p = 0; p < pixels; p++)
-        for (size_t c = 0; c < channels; c++)
-            dst[p * channels + c] = src[c * pixels + p];
+    const an_conv_desc *d = job->desc;
+    const size_t ks = d->kernel_size, s = d->stride, pad = d->padding, ow = d->out_width, oh = d->out_height;
+    const size_t n = oh * ow, w = d->in_width, h = d->in_height, per_group = d->in_channels / d->groups;
+    const size_t image = index / job->tasks_per_image;
+    const size_t c0 = index % job->tasks_per_image * job->channels_per_task;
+    const size_t c1 = an_min(c0 + job->channels_per_task, d->in_channels);
+    const size_t block_rows = ow >= AN_TRAIN_PACK_PIXELS ? 1 : AN_TRAIN_PACK_PIXELS / ow;
+    const float *input = job->input + image * d->in_channels * h * w;
+    for (size_t y0 = 0; y0 < oh; y0 += block_rows) {
+        const size_t y1 = an_min(y0 + block_rows, oh), first = image * n + y0 * ow;
+        for (size_t c = c0; c < c1; c++) {
+            const float *plane = input + c * h * w;
+            float *base = job->packed + c / per_group * job->group_floats;
+            for (size_t ky = 0; ky < ks; ky++) {
+                for (size_t kx = 0; kx < ks; kx++) {
+                    const size_t t = (c % per_group * ks + ky) * ks + kx;
+                    size_t x0, x1, left;
+                    an_tap_range(ow, w, s, pad, kx, &x0, &x1);
+                    float *at = an_packed_at(base, first, t, job->k, job->kc, job->width, job->padded, &left);
+                    for (size_t oy = y0; oy < y1; oy++) {
+                        const size_t iy = oy * s + ky;
+                        const size_t p = image * n + oy * ow;
+                        if (iy < pad || iy - pad >= h) {
+                            an_prepack_run(job, base, t, p, plane, 0, ow, 0, 0, &at, &left);
+                            continue;
+                        }
+                        /* ox >= x0 keeps ox * s + kx >= pad: the run starts at column x0 */
+                        const float *row = plane + (iy - pad) * w + (x0 * s + kx - pad);
+                        an_prepack_run(job, base, t, p, row, s, ow, x0, x1, &at, &left);
+                    }
+                }
+            }
+            if (c % per_group == per_group - 1)
+                for (size_t t = per_group * ks * ks; t < job->padded; t++) {
+                    size_t left;
+                    float *at = an_packed_at(base, first, t, job->k, job->kc, job->width, job->padded, &left);
+                    an_prepack_run(job, base, t, first, plane, 0, (y1 - y0) * ow, 0, 0, &at, &left);
+                }
+        }
+    }
+}
+
+/* A, one image per task: row oc of group g is channel g M + oc of the output gradient, the pad rows zero;
+ * in blocks of AN_TRAIN_PACK_PIXELS pixels, as B. */
+static void an_prepack_grad_task(void *context, size_t image)
+{
+    const an_prepack_job *job = context;
+    const an_conv_desc *d = job->desc;
+    const size_t n = (size_t)d->out_height * d->out_width, m = d->out_channels / d->groups;
+    for (size_t q0 = 0; q0 < n; q0 += AN_TRAIN_PACK_PIXELS) {
+        const size_t count = an_min(AN_TRAIN_PACK_PIXELS, n - q0), first = image * n + q0;
+        for (size_t g = 0; g < d->groups; g++) {
+            float *base = job->packed + g * job->group_floats;
+            for (size_t oc = 0; oc < job->padded; oc++) {
+                const float *src = job->input + (image * d->out_channels + g * m + an_min(oc, m - 1)) * n + q0;
+                size_t left;
+                float *at = an_packed_at(base, first, oc, job->k, job->kc, job->width, job->padded, &left);
+                an_prepack_run(job, base, oc, first, src, 1, count, 0, oc < m ? count : 0, &at, &left);
+            }
+        }
+    }
 }
 
 /* Each input pixel sums its taps in (ky, kx) order: one fixed order whatever the split. */
@@ -472,26 +635,26 @@ static void an_run_col(an_backend_context *context, an_col_job *job, alexnet_tas
     an_threadpool_run(context->pool, task, job, job->images * job->tasks_per_image);
 }
 
-/* ---- convolution: a chunk of images at a time (an_conv_chunk_images) ---- */
+/* ---- convolution: a chunk of images at a time (an_conv_chunk) ---- */
 
 alexnet_status an_cpu_conv2d_backward_data(an_backend_context *context, const an_conv_desc *d,
                                            const float *grad_out, const float *weight, float *grad_in)
 {
     float *col = NULL, *slots = NULL;
-    alexnet_status status = an_train_scratch(context, an_conv_col_floats(d), &col, &slots, "conv2d_backward_data");
+    alexnet_status status = an_train_scratch(context, an_conv_col_floats(d, context->kernels), &col, &slots, "conv2d_backward_data");
     if (status != ALEXNET_OK)
         return status;
     const size_t groups = d->groups, m = d->out_channels / groups;
     const size_t k = (size_t)(d->in_channels / groups) * d->kernel_size * d->kernel_size;
     const size_t n = (size_t)d->out_height * d->out_width, out_image = d->out_channels * n;
     const size_t in_image = (size_t)d->in_channels * d->in_height * d->in_width;
-    const size_t chunk = an_conv_chunk_images(d);
+    const size_t chunk = an_conv_chunk(d, an_conv_data_image_floats(d));
     for (size_t first = 0; first < d->batch; first += chunk) {
         const size_t images = an_min(chunk, d->batch - first), ld = images * n;
         /* dCol_g[K][images x N] = W_g^T[K][M] dY_g[M][images x N]: A(kk, oc) = W[oc][kk]; dY's column
          * (image, pixel) lies in image's block */
         const an_matrix a = an_plain_matrix(weight, 1, k);
-        const an_matrix b = {grad_out + first * out_image, n, 1, n, out_image};
+        const an_matrix b = {grad_out + first * out_image, n, 1, n, out_image, 0};
         an_train_gemm(context, slots, k, ld, m, a, b, col, ld, 0, groups, m * k, m * n, k * ld);
         an_col_job job = {d, NULL, grad_in + first * in_image, col, images, 0, 0};
         an_run_col(context, &job, an_col2im_task);
@@ -535,31 +698,32 @@ alexnet_status an_cpu_conv2d_backward_weights(an_backend_context *context, const
 {
     float *col = NULL, *slots = NULL;
     alexnet_status status =
-        an_train_scratch(context, an_conv_col_floats(d), &col, &slots, "conv2d_backward_weights");
+        an_train_scratch(context, an_conv_col_floats(d, context->kernels), &col, &slots, "conv2d_backward_weights");
     if (status != ALEXNET_OK)
         return status;
     const size_t groups = d->groups, m = d->out_channels / groups;
     const size_t k = (size_t)(d->in_channels / groups) * d->kernel_size * d->kernel_size;
     const size_t n = (size_t)d->out_height * d->out_width;
     const size_t in_image = (size_t)d->in_channels * d->in_height * d->in_width;
-    const size_t out_image = d->out_channels * n, chunk = an_conv_chunk_images(d);
+    const size_t out_image = d->out_channels * n, chunk = an_conv_chunk(d, an_conv_weight_image_floats(d, context->kernels));
+    const size_t nr = context->kernels->gemm_nr, mr = context->kernels->gemm_mr;
+    const size_t k_padded = an_round_up(k, nr), m_padded = an_round_up(m, mr);
     if (d->batch == 0)
         memset(grad_weight, 0, d->out_channels * k * sizeof *grad_weight);
-    float *grad_t = col + an_conv_col_part_floats(d);
-    const size_t taps = (size_t)d->in_channels * d->kernel_size * d->kernel_size;
     for (size_t first = 0; first < d->batch; first += chunk) {
         const size_t images = an_min(chunk, d->batch - first), p = images * n;
-        /* Both operands transposed first (one pass each), so that the GEMM's packing copies contiguous
-         * runs: the reduction runs over (image, pixel), which is the contiguous index of dY and of im2col. */
-        an_col_job job = {d, in + first * in_image, NULL, col, images, 0, 0};
-        an_run_col(context, &job, an_im2col_t_task);
-        an_transpose_job transpose = {grad_out + first * out_image, grad_t, d->out_channels, n};
-        an_threadpool_run(context->pool, an_transpose_task, &transpose, images);
-        /* dW_g[M][K] (+)= dY_g[M][images x N] col_g^T[images x N][K] with A(oc, p) = dYT[p][g M + oc] and
-         * B(p, kk) = colT[p][g K + kk]; the chunks accumulate in order */
-        const an_matrix a = an_plain_matrix(grad_t, 1, d->out_channels);
-        const an_matrix b = an_plain_matrix(col, taps, 1);
-        an_train_gemm(context, slots, m, k, p, a, b, grad_weight, k, first > 0, groups, m, k, m * k);
+        const size_t kc = an_gemm_kc(p, context->kernels->gemm_kc);
+        /* B (the im2col, p x K per group), then A (dY, M x p per group), packed ahead */
+        float *packed_b = col, *packed_a = col + groups * p * k_padded;
+        an_prepack_job pb = {d, in + first * in_image, packed_b, p * k_padded, p, kc, nr, k_padded, 0, 0};
+        pb.channels_per_task = an_cpu_chunk_size(d->in_channels, an_task_target(context) / images + 1, 1);
+        pb.tasks_per_image = an_div_up(d->in_channels, pb.channels_per_task);
+        an_threadpool_run(context->pool, an_prepack_im2col_task, &pb, images * pb.tasks_per_image);
+        an_prepack_job pa = {d, grad_out + first * out_image, packed_a, p * m_padded, p, kc, mr, m_padded, 0, 0};
+        an_threadpool_run(context->pool, an_prepack_grad_task, &pa, images);
+        /* dW_g[M][K] (+)= dY_g[M][images x N] col_g^T[images x N][K]; the chunks accumulate in order */
+        an_train_gemm(context, slots, m, k, p, an_packed_matrix(packed_a), an_packed_matrix(packed_b), grad_weight,
+                      k, first > 0, groups, p * m_padded, p * k_padded, m * k);
     }
     an_bias_job job = {grad_out, grad_bias, d->batch, d->out_channels, n,
                        an_cpu_chunk_size(d->out_channels, an_task_target(context), 1)};

@@ -250,6 +250,7 @@ START_TEST(conv_backward_fixed_shapes)
         {5, 16, 32, 32, 4, 5, 1, 2, 1},    /* im2col 400 Ki floats an image: chunks of 2, 2 and 1 images */
         {3, 16, 40, 40, 6, 5, 1, 2, 2},    /* 640 Ki floats an image: one image a chunk, groups 2 */
         {40, 8, 6, 6, 12, 3, 1, 1, 1},     /* 40 images of 6 x 6 in one chunk: blocks across GEMM panels */
+        {2, 2, 66, 66, 3, 3, 2, 1, 1},     /* a bordered plane over the weight gradient's stack copy */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         check_conv_case(cases[i], 100 + 10 * i);
