@@ -1,9 +1,11 @@
 /* Training on the CPU backend: the backward ops and the SGD update of the an_backend table's training
  * section (lib/backend/backend.h defines their semantics), as portable drivers over the per-ISA GEMM
- * microkernel.
+ * microkernel and dot-product tile.
  *
  * The packed GEMM driver (an_train_gemm) computes C = op(A) op(B) (or C += ...) for matrices given by a
- * pointer and a row and a column stride, so transposes cost nothing but the packing:
+ * pointer, a row and a column stride and optionally column blocks (an_matrix: a chunk of images' dY is one
+ * matrix whose column (image, pixel) lies in the image's block), so transposes cost nothing but the packing;
+ * or for operands already packed whole (an_packed_at):
  *   blocking: for each NC block of C's columns, for each K block (kc, the same partition for every tile,
  *   so that each C element is one fixed chain of microkernel calls), the kc x NC slice of B is packed into
  *   NR-column panels (it stays in L2; one kc x NR micro-panel in L1), then for each MC block of the tile's
@@ -13,15 +15,29 @@
  *   threads: C is cut into tiles of whole panels (several per thread); each task owns one scratch slot for
  *   its packed A and B and claims tiles from a shared counter. A tile runs the whole reduction itself, so
  *   the bits do not depend on the thread count or on which task takes which tile.
- * Its uses:
- *   conv backward data, per image: dCol[Cin k k][N] = W_g^T dY_g per group, then col2im (split over input
- *     channels: channel c's rows of dCol scatter only into channel c);
- *   conv backward weights, per image: the input's im2col (split over input channels), then
- *     dW_g[M][K] (+)= dY_g[M][N] col_g^T[N][K], accumulating over the images in order;
+ * The convolution's backward ops work on chunks of images (an_conv_chunk: as many as keep the chunk's
+ * scratch within AN_TRAIN_COL_FLOATS, at least one; a function of the shape alone), so that a small late
+ * layer (6 x 6 maps, N = 36 an image) is one GEMM with N = images x 36 instead of one per image:
+ *   backward data, per chunk: dCol[Cin k k][images x N] = W_g^T dY_g per group (one GEMM, dY's columns in
+ *     image blocks), then col2im (tasks = image x range of input channels: channel c's rows of dCol scatter
+ *     only into channel c, each pixel's taps in (ky, kx) order);
+ *   backward weights, stride 1 (an_conv_weight_dot): with pixels indexed over the bordered width, tap
+ *     (c, ky, kx) of an image is a contiguous run of the zero-bordered input plane, so
+ *     dW[oc][c ky kx] = sum over images and pixels of dY'[oc][q] X_b[c][q + ky bw + kx] is a dot product of
+ *     rows read in place, no im2col (dY' is dY widened to the bordered width with zeros). Per chunk: border
+ *     the inputs and widen dY (tasks = images), then tasks = (group, 4 output channels) each run every
+ *     4 x 4 tile of its row through the ISA's dot_tile, the images in blocks whose 4 dY rows stay in L1
+ *     (AN_TRAIN_DOT_A_FLOATS); chunks, blocks and the kernel's lanes add in a fixed order;
+ *   backward weights, stride > 1 (an_conv_weight_packed): per chunk, im2col written straight into the
+ *     GEMM's NR-column panels (from a bordered stack copy of each plane, a block of pixels at a time) and dY
+ *     into MR-row panels, then dW_g[M][K] (+)= dY_g[M][P] col_g^T[P][K] on the packed operands, P = images x
+ *     N; the chunks accumulate in order;
+ *   bias: 8 lanes over (image, pixel), added pairwise (AN_TRAIN_BIAS_LANES);
  *   FC: dX[B][I] = dY[B][O] W[O][I] and dW[O][I] = dY^T[O][B] X[B][I].
- * The other ops are loops the compiler vectorises, split over planes, channels or element ranges. Every
- * split is over independent outputs, never a reduction, so the results are bitwise identical for any thread
- * count. Scratch comes from prepare() (an_cpu_train_scratch_floats); the ops allocate nothing. */
+ * The other ops are loops the compiler vectorises (selects, not branches, for ReLU and max-pool backward),
+ * split over planes, channels or element ranges. Every split is over independent outputs, never a
+ * reduction, so the results are bitwise identical for any thread count. Scratch comes from prepare()
+ * (an_cpu_train_scratch_floats); the ops allocate nothing. */
 #include <math.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -37,8 +53,9 @@
 #define AN_TRAIN_TASKS_PER_THREAD 8
 /* The microkernels' MR never exceeds this (12 for AVX-512): the zero bias of a non-accumulating block. */
 #define AN_TRAIN_MAX_MR 64
-/* Cap of the conv backward ops' col buffer (4 MiB): a chunk of images whose im2col fits it is one GEMM
- * (N = images x pixels), so the small late layers (6 x 6 maps) get long rows instead of 36 columns each. */
+/* Cap of the conv backward ops' scratch per chunk of images (4 MiB): a chunk whose dCol (or the weight
+ * gradient's operands) fits it is one pass (N = images x pixels), so the small late layers (6 x 6 maps) get
+ * long rows instead of 36 columns each, and torchvision's layers still need no more than this. */
 #define AN_TRAIN_COL_FLOATS ((size_t)1 << 20)
 /* The conv bias gradient sums in this many lanes (a power of two). */
 #define AN_TRAIN_BIAS_LANES 8
@@ -46,6 +63,8 @@
 #define AN_TRAIN_PACK_PIXELS 128
 /* The weight gradient's im2col copies a channel plane with its border to the stack up to this size. */
 #define AN_TRAIN_BORDER_FLOATS 4096
+/* The dot path's kernel calls cover as many images as keep their 4 dY rows within this many floats (L1). */
+#define AN_TRAIN_DOT_A_FLOATS 4096
 /* Max pooling backward scans this many outputs of a row at a time, in stack arrays. */
 #define AN_TRAIN_POOL_RUN 64
 /* LRN backward works on this many pixels at a time, in stack arrays. */
@@ -339,10 +358,41 @@ static size_t an_conv_data_image_floats(const an_conv_desc *d)
     return (size_t)d->in_channels * d->kernel_size * d->kernel_size * d->out_height * d->out_width;
 }
 
-/* Weight gradient: one image's share of both packed operands, per group the im2col (B: K taps in panels of
- * NR) and the output gradient (A: M channels in panels of MR), over the image's out pixels. */
+/* The weight gradient of a stride-1 convolution as dot products (an_conv_weight_dot): pixels are indexed over
+ * the bordered width, q = oy * bw + ox with ox < bw (dY is zero at the columns past out_width), so that tap
+ * (c, ky, kx) of all of an image's pixels is one contiguous run of the bordered plane from ky * bw + kx, and
+ * the reduction over pixels needs no im2col at all: both operands are the bordered input and the widened dY,
+ * rows the kernel reads in place. The price is bw / out_width more products (8 / 6 on 6 x 6 maps). */
+typedef struct an_dot_geometry {
+    size_t bw;       /* bordered width */
+    size_t length;   /* one image's run: out_height x bw rounded up to AN_DOT_LENGTH_MULTIPLE */
+    size_t plane;    /* floats between bordered planes: the plane, or the last tap's run if it reaches further */
+    size_t image_x, image_dy; /* one image's bordered input (in_channels planes) and widened dY */
+} an_dot_geometry;
+
+static int an_conv_weight_uses_dot(const an_conv_desc *d) { return d->stride == 1; }
+
+static void an_dot_geometry_init(an_dot_geometry *g, const an_conv_desc *d)
+{
+    const size_t ks = d->kernel_size, bh = (size_t)d->in_height + 2 * (size_t)d->padding;
+    g->bw = (size_t)d->in_width + 2 * (size_t)d->padding;
+    g->length = an_round_up((size_t)d->out_height * g->bw, AN_DOT_LENGTH_MULTIPLE);
+    const size_t reach = (ks - 1) * g->bw + (ks - 1) + g->length;
+    g->plane = an_round_up(reach > bh * g->bw ? reach : bh * g->bw, 16);
+    g->image_x = (size_t)d->in_channels * g->plane;
+    g->image_dy = (size_t)d->out_channels * g->length;
+}
+
+/* Weight gradient: one image's share of the dot path's operands, or (stride > 1) of both packed operands, per
+ * group the im2col (B: K taps in panels of NR) and the output gradient (A: M channels in panels of MR), over
+ * the image's out pixels. */
 static size_t an_conv_weight_image_floats(const an_conv_desc *d, const an_cpu_kernels *kernels)
 {
+    if (an_conv_weight_uses_dot(d)) {
+        an_dot_geometry g;
+        an_dot_geometry_init(&g, d);
+        return g.image_x + g.image_dy;
+    }
     const size_t k = (size_t)(d->in_channels / d->groups) * d->kernel_size * d->kernel_size;
     const size_t m = d->out_channels / d->groups;
     return (size_t)d->groups * (an_round_up(k, kernels->gemm_nr) + an_round_up(m, kernels->gemm_mr)) *
@@ -693,23 +743,136 @@ static void an_conv_bias_task(void *context, size_t index)
     }
 }
 
-alexnet_status an_cpu_conv2d_backward_weights(an_backend_context *context, const an_conv_desc *d, const float *in,
-                                              const float *grad_out, float *grad_weight, float *grad_bias)
+/* ---- the weight gradient of stride-1 convolutions as dot products (an_dot_geometry) ---- */
+
+typedef struct an_dot_job {
+    const an_conv_desc *desc;
+    an_dot_geometry geo;
+    const an_cpu_kernels *kernels;
+    const float *input, *grad_out; /* the chunk's first image */
+    float *x, *dy;                 /* the chunk's bordered input and widened dY */
+    float *grad_weight;
+    size_t images, block_images;   /* images in the chunk; per kernel call (its A rows stay in L1) */
+    size_t channels_per_task, tasks_per_image, m_tiles;
+    int accumulate;                /* a chunk after the first */
+} an_dot_job;
+
+/* (image, range of input channels): the bordered planes, zero around the image and up to the next plane. */
+static void an_dot_border_task(void *context, size_t index)
 {
-    float *col = NULL, *slots = NULL;
-    alexnet_status status =
-        an_train_scratch(context, an_conv_col_floats(d, context->kernels), &col, &slots, "conv2d_backward_weights");
-    if (status != ALEXNET_OK)
-        return status;
+    const an_dot_job *job = context;
+    const an_conv_desc *d = job->desc;
+    const size_t w = d->in_width, h = d->in_height, pad = d->padding, bw = job->geo.bw;
+    const size_t image = index / job->tasks_per_image;
+    const size_t c0 = index % job->tasks_per_image * job->channels_per_task;
+    const size_t c1 = an_min(c0 + job->channels_per_task, d->in_channels);
+    for (size_t c = c0; c < c1; c++) {
+        float *plane = job->x + image * job->geo.image_x + c * job->geo.plane;
+        const float *src = job->input + (image * d->in_channels + c) * h * w;
+        memset(plane, 0, (pad * bw + pad) * sizeof *plane);
+        for (size_t y = 0; y < h; y++) {
+            float *row = plane + (y + pad) * bw + pad;
+            memcpy(row, src + y * w, w * sizeof *row);
+            memset(row + w, 0, 2 * pad * sizeof *row); /* this row's right border, the next one's left */
+        }
+        float *tail = plane + (h + pad) * bw + pad;
+        memset(tail, 0, (size_t)(plane + job->geo.plane - tail) * sizeof *tail);
+    }
+}
+
+/* One image's dY widened to rows of bw (zero past out_width), zero past out_height x bw. */
+static void an_dot_widen_task(void *context, size_t image)
+{
+    const an_dot_job *job = context;
+    const an_conv_desc *d = job->desc;
+    const size_t ow = d->out_width, oh = d->out_height, bw = job->geo.bw, length = job->geo.length;
+    for (size_t oc = 0; oc < d->out_channels; oc++) {
+        const float *src = job->grad_out + (image * d->out_channels + oc) * oh * ow;
+        float *dst = job->dy + image * job->geo.image_dy + oc * length;
+        for (size_t oy = 0; oy < oh; oy++) {
+            memcpy(dst + oy * bw, src + oy * ow, ow * sizeof *dst);
+            memset(dst + oy * bw + ow, 0, (bw - ow) * sizeof *dst);
+        }
+        memset(dst + oh * bw, 0, (length - oh * bw) * sizeof *dst);
+    }
+}
+
+/* Task (group, tile of AN_DOT_ROWS output channels): every tap tile of the row for each block of images, so
+ * the block's 4 dY rows stay in L1 while the taps stream by. Each C element is the chain over the blocks in
+ * order, whichever task runs it. */
+static void an_dot_tile_task(void *context, size_t index)
+{
+    const an_dot_job *job = context;
+    const an_conv_desc *d = job->desc;
+    const size_t ks = d->kernel_size, taps_per_channel = ks * ks;
+    const size_t m = d->out_channels / d->groups, per_group = d->in_channels / d->groups;
+    const size_t k = per_group * taps_per_channel;
+    const size_t g = index / job->m_tiles, oc0 = index % job->m_tiles * AN_DOT_ROWS;
+    an_dot_tile_args args;
+    args.m = an_min(AN_DOT_ROWS, m - oc0);
+    args.length = job->geo.length;
+    args.a_step = job->geo.image_dy;
+    args.b_step = job->geo.image_x;
+    args.ldc = k;
+    for (size_t i0 = 0; i0 < job->images; i0 += job->block_images) {
+        args.segments = an_min(job->block_images, job->images - i0);
+        args.accumulate = job->accumulate || i0 > 0;
+        for (size_t r = 0; r < AN_DOT_ROWS; r++)
+            args.a[r] = job->dy + i0 * job->geo.image_dy + (g * m + oc0 + (r < args.m ? r : 0)) * job->geo.length;
+        for (size_t t0 = 0; t0 < k; t0 += AN_DOT_ROWS) {
+            args.n = an_min(AN_DOT_ROWS, k - t0);
+            for (size_t j = 0; j < AN_DOT_ROWS; j++) {
+                const size_t t = t0 + (j < args.n ? j : 0), c = t / taps_per_channel, tap = t % taps_per_channel;
+                args.b[j] = job->x + i0 * job->geo.image_x + (g * per_group + c) * job->geo.plane +
+                            tap / ks * job->geo.bw + tap % ks;
+            }
+            args.c = job->grad_weight + (g * m + oc0) * k + t0;
+            job->kernels->dot_tile(&args);
+        }
+    }
+}
+
+static void an_conv_weight_dot(an_backend_context *context, const an_conv_desc *d, const float *in,
+                               const float *grad_out, float *grad_weight, float *scratch)
+{
+    an_dot_job job;
+    memset(&job, 0, sizeof job);
+    job.desc = d;
+    an_dot_geometry_init(&job.geo, d);
+    job.kernels = context->kernels;
+    job.grad_weight = grad_weight;
+    const size_t chunk = an_conv_chunk(d, job.geo.image_x + job.geo.image_dy);
+    const size_t block = AN_TRAIN_DOT_A_FLOATS / (AN_DOT_ROWS * job.geo.length);
+    job.block_images = block < 1 ? 1 : block;
+    job.m_tiles = an_div_up(d->out_channels / d->groups, AN_DOT_ROWS);
+    job.channels_per_task = an_cpu_chunk_size(d->in_channels, an_task_target(context) / chunk + 1, 1);
+    job.tasks_per_image = an_div_up(d->in_channels, job.channels_per_task);
+    const size_t in_image = (size_t)d->in_channels * d->in_height * d->in_width;
+    const size_t out_image = (size_t)d->out_channels * d->out_height * d->out_width;
+    for (size_t first = 0; first < d->batch; first += chunk) {
+        job.images = an_min(chunk, d->batch - first);
+        job.input = in + first * in_image;
+        job.grad_out = grad_out + first * out_image;
+        job.x = scratch;
+        job.dy = scratch + job.images * job.geo.image_x;
+        job.accumulate = first > 0;
+        an_threadpool_run(context->pool, an_dot_border_task, &job, job.images * job.tasks_per_image);
+        an_threadpool_run(context->pool, an_dot_widen_task, &job, job.images);
+        an_threadpool_run(context->pool, an_dot_tile_task, &job, d->groups * job.m_tiles);
+    }
+}
+
+/* Stride > 1: the weight gradient as a GEMM over both operands packed ahead, a chunk of images at a time. */
+static void an_conv_weight_packed(an_backend_context *context, const an_conv_desc *d, const float *in,
+                                  const float *grad_out, float *grad_weight, float *col, float *slots)
+{
     const size_t groups = d->groups, m = d->out_channels / groups;
     const size_t k = (size_t)(d->in_channels / groups) * d->kernel_size * d->kernel_size;
-    const size_t n = (size_t)d->out_height * d->out_width;
+    const size_t n = (size_t)d->out_height * d->out_width, out_image = d->out_channels * n;
     const size_t in_image = (size_t)d->in_channels * d->in_height * d->in_width;
-    const size_t out_image = d->out_channels * n, chunk = an_conv_chunk(d, an_conv_weight_image_floats(d, context->kernels));
+    const size_t chunk = an_conv_chunk(d, an_conv_weight_image_floats(d, context->kernels));
     const size_t nr = context->kernels->gemm_nr, mr = context->kernels->gemm_mr;
     const size_t k_padded = an_round_up(k, nr), m_padded = an_round_up(m, mr);
-    if (d->batch == 0)
-        memset(grad_weight, 0, d->out_channels * k * sizeof *grad_weight);
     for (size_t first = 0; first < d->batch; first += chunk) {
         const size_t images = an_min(chunk, d->batch - first), p = images * n;
         const size_t kc = an_gemm_kc(p, context->kernels->gemm_kc);
@@ -725,7 +888,24 @@ alexnet_status an_cpu_conv2d_backward_weights(an_backend_context *context, const
         an_train_gemm(context, slots, m, k, p, an_packed_matrix(packed_a), an_packed_matrix(packed_b), grad_weight,
                       k, first > 0, groups, p * m_padded, p * k_padded, m * k);
     }
-    an_bias_job job = {grad_out, grad_bias, d->batch, d->out_channels, n,
+}
+
+alexnet_status an_cpu_conv2d_backward_weights(an_backend_context *context, const an_conv_desc *d, const float *in,
+                                              const float *grad_out, float *grad_weight, float *grad_bias)
+{
+    float *col = NULL, *slots = NULL;
+    alexnet_status status =
+        an_train_scratch(context, an_conv_col_floats(d, context->kernels), &col, &slots, "conv2d_backward_weights");
+    if (status != ALEXNET_OK)
+        return status;
+    const size_t k = (size_t)(d->in_channels / d->groups) * d->kernel_size * d->kernel_size;
+    if (d->batch == 0)
+        memset(grad_weight, 0, d->out_channels * k * sizeof *grad_weight);
+    else if (an_conv_weight_uses_dot(d))
+        an_conv_weight_dot(context, d, in, grad_out, grad_weight, col);
+    else
+        an_conv_weight_packed(context, d, in, grad_out, grad_weight, col, slots);
+    an_bias_job job = {grad_out, grad_bias, d->batch, d->out_channels, (size_t)d->out_height * d->out_width,
                        an_cpu_chunk_size(d->out_channels, an_task_target(context), 1)};
     an_threadpool_run(context->pool, an_conv_bias_task, &job, an_div_up(d->out_channels, job.per_task));
     return ALEXNET_OK;

@@ -12,5 +12,6 @@ void an_f32_gemm_12x32_avx512_indirect(size_t kc, const float *a, const float *c
                                        float *c, size_t ldc, size_t m, size_t n, uint32_t flags);
 void an_f32_fc_4x3_avx512(const an_fc_desc *desc, const float *in, const float *weight, const float *bias,
                           float *out, size_t row_begin, size_t row_end);
+void an_f32_dot_4x4_avx512(const an_dot_tile_args *args);
 
 #endif
