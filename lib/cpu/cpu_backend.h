@@ -85,7 +85,8 @@ typedef struct an_wino_geometry {
     size_t m_panels, a_panel_floats;
     size_t tiles_h, tiles_w, tiles; /* 2x2 output tiles per image */
     size_t bordered_height, bordered_width, bordered_floats;
-    size_t slot_floats;       /* scratch for a group of min(batch, AN_WINO_IMAGES) images */
+    size_t group_images;      /* images per group (cpu_winograd.c: AN_WINO_IMAGES, more on small maps) */
+    size_t slot_floats;       /* scratch for a group of group_images images */
 } an_wino_geometry;
 
 /* Whether a convolution runs by Winograd (3x3, stride 1): decided by the shape alone, for every batch. */
