@@ -45,7 +45,7 @@ struct an_backend_context {
     size_t slot_floats;    /* per slot, a multiple of 16 so every slot stays 64-byte aligned */
     /* The training ops use the same block (they never run during a forward op): a col buffer of
      * train_col_floats (the largest prepared conv's chunk of images: its dCol or weight-gradient operands,
-     * at most 8 MiB unless one image alone needs more), then train_gemm_floats of GEMM packing slots, one
+     * at most 4 MiB unless one image alone needs more), then train_gemm_floats of GEMM packing slots, one
      * per thread. Both multiples of 16. */
     size_t train_col_floats, train_gemm_floats;
 };

@@ -16,7 +16,7 @@
  *   its packed A and B and claims tiles from a shared counter. A tile runs the whole reduction itself, so
  *   the bits do not depend on the thread count or on which task takes which tile.
  * The convolution's backward ops work on chunks of images (an_conv_chunk: as many as keep the chunk's
- * scratch within AN_TRAIN_COL_FLOATS (8 MiB), at least one; a function of the shape alone), so that a small late
+ * scratch within AN_TRAIN_COL_FLOATS (4 MiB), at least one; a function of the shape alone), so that a small late
  * layer (6 x 6 maps, N = 36 an image) is one GEMM with N = images x 36 instead of one per image:
  *   backward data, per chunk: dCol[Cin k k][images x N] = W_g^T dY_g per group (one GEMM, dY's columns in
  *     image blocks), then col2im (tasks = image x range of input channels: channel c's rows of dCol scatter
@@ -53,10 +53,10 @@
 #define AN_TRAIN_TASKS_PER_THREAD 8
 /* The microkernels' MR never exceeds this (12 for AVX-512): the zero bias of a non-accumulating block. */
 #define AN_TRAIN_MAX_MR 64
-/* Cap of the conv backward ops' scratch per chunk of images (8 MiB): a chunk whose dCol (or the weight
+/* Cap of the conv backward ops' scratch per chunk of images (4 MiB): a chunk whose dCol (or the weight
  * gradient's operands) fits it is one pass (N = images x pixels), so the small late layers (6 x 6 maps) get
  * long rows instead of 36 columns each, and torchvision's layers still need no more than this. */
-#define AN_TRAIN_COL_FLOATS ((size_t)2 << 20)
+#define AN_TRAIN_COL_FLOATS ((size_t)1 << 20)
 /* The conv bias gradient sums in this many lanes (a power of two). */
 #define AN_TRAIN_BIAS_LANES 8
 /* The weight gradient's operands are packed this many pixels at a time (see an_prepack_im2col_task). */

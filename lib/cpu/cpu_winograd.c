@@ -24,12 +24,12 @@
 #include "util/error.h"
 
 #define AN_WINO_IMAGES 4 /* images per group: 13x13 maps give 49 tiles each, 4 x 49 = 196 = 12.25 panels of 16 */
-/* Small maps take more images per group, up to this many tiles (20 panels of 32; 6 x 6 maps have 9 tiles
- * an image, 13 x 13 ones 49), while the slot stays within AN_WINO_GROW_FLOATS: four images of 6 x 6 gave
- * one GEMM 36 columns (two panels of 32, half empty) and three pool passes per four images, too little
- * work per pass for a second thread to pay off. AlexNet's 13 x 13 layers are over the cap at four images
- * already. */
-#define AN_WINO_TILES 640
+/* Small maps take more images per group, up to this many tiles (6 x 6 maps: 9 tiles an image, 32 images =
+ * 288 = 9 panels of 32; 13 x 13 ones: 6 images), while the slot stays within AN_WINO_GROW_FLOATS: four
+ * images of 6 x 6 gave one GEMM 36 columns (two panels of 32, half empty) and three pool passes per four
+ * images, too little work per pass for a second thread to pay off. Larger groups (640 tiles) measured no
+ * faster: V and M then leave L2. AlexNet's 13 x 13 layers are over the cap at four images already. */
+#define AN_WINO_TILES 288
 #define AN_WINO_GROW_FLOATS ((size_t)2 << 20)
 #define AN_WINO_POSITIONS 16
 /* Output channels per output-transform task. */
