@@ -44,8 +44,9 @@ struct an_backend_context {
     size_t scratch_floats; /* allocated */
     size_t slot_floats;    /* per slot, a multiple of 16 so every slot stays 64-byte aligned */
     /* The training ops use the same block (they never run during a forward op): a col buffer of
-     * train_col_floats (one image's im2col of the largest prepared conv), then train_gemm_floats of GEMM
-     * packing slots, one per thread. Both multiples of 16. */
+     * train_col_floats (the largest prepared conv's chunk of images: its dCol or weight-gradient operands,
+     * at most 4 MiB unless one image alone needs more), then train_gemm_floats of GEMM packing slots, one
+     * per thread. Both multiples of 16. */
     size_t train_col_floats, train_gemm_floats;
 };
 
@@ -85,7 +86,8 @@ typedef struct an_wino_geometry {
     size_t m_panels, a_panel_floats;
     size_t tiles_h, tiles_w, tiles; /* 2x2 output tiles per image */
     size_t bordered_height, bordered_width, bordered_floats;
-    size_t slot_floats;       /* scratch for a group of min(batch, AN_WINO_IMAGES) images */
+    size_t group_images;      /* images per group (cpu_winograd.c: AN_WINO_IMAGES, more on small maps) */
+    size_t slot_floats;       /* scratch for a group of group_images images */
 } an_wino_geometry;
 
 /* Whether a convolution runs by Winograd (3x3, stride 1): decided by the shape alone, for every batch. */
@@ -111,8 +113,9 @@ void an_cpu_dropout(an_backend_context *context, size_t count, float rate, uint6
 
 /* ---- training (cpu_train.c) ---- */
 
-/* What the training ops need for the given plan ops: the col buffer (largest conv's one-image im2col) and the
- * GEMM packing slots (when any conv or FC is among them), in floats. */
+/* What the training ops need for the given plan ops: the col buffer (the largest conv's chunk scratch,
+ * cpu_train.c's an_conv_col_floats) and the GEMM packing slots (when any conv or FC is among them), in
+ * floats. */
 void an_cpu_train_scratch_floats(const an_backend_context *context, const an_op_desc *ops, size_t count,
                                  size_t *col_floats, size_t *gemm_floats);
 alexnet_status an_cpu_conv2d_backward_data(an_backend_context *context, const an_conv_desc *desc,

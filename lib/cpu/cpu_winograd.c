@@ -10,8 +10,8 @@
  *
  * The 16 GEMMs use the ISA's convolution microkernel unchanged: U_xi is packed at weights_create in the same
  * MR-row panels (with zero biases; the bias is added after the output transform), V_xi is written by the
- * input transform straight into NR-column panels. Per call, images go in groups of up to AN_WINO_IMAGES
- * so that one GEMM's N (tiles of the group) fills the panels; for each group three parallel passes run:
+ * input transform straight into NR-column panels. Per call, images go in groups of AN_WINO_IMAGES (more on
+ * small maps, up to AN_WINO_TILES tiles) so that one GEMM's N (tiles of the group) fills the panels; for each group three parallel passes run:
  * input transform (tasks = input channels, every image of the group in each), the GEMMs (tasks = group x
  * xi x block of M panels), output transform with bias and ReLU (tasks = image x output channel chunk). The
  * transforms are the ISA's wino_input / wino_output kernels. Each output element is computed by
@@ -24,6 +24,13 @@
 #include "util/error.h"
 
 #define AN_WINO_IMAGES 4 /* images per group: 13x13 maps give 49 tiles each, 4 x 49 = 196 = 12.25 panels of 16 */
+/* Small maps take more images per group, up to this many tiles (6 x 6 maps: 9 tiles an image, 32 images =
+ * 288 = 9 panels of 32; 13 x 13 ones: 6 images), while the slot stays within AN_WINO_GROW_FLOATS: four
+ * images of 6 x 6 gave one GEMM 36 columns (two panels of 32, half empty) and three pool passes per four
+ * images, too little work per pass for a second thread to pay off. Larger groups (640 tiles) measured no
+ * faster: V and M then leave L2. AlexNet's 13 x 13 layers are over the cap at four images already. */
+#define AN_WINO_TILES 288
+#define AN_WINO_GROW_FLOATS ((size_t)2 << 20)
 #define AN_WINO_POSITIONS 16
 /* Output channels per output-transform task. */
 #define AN_WINO_OUT_CHUNK 16
@@ -55,6 +62,10 @@ void an_wino_geometry_init(an_wino_geometry *w, const an_conv_desc *d, const an_
         an_round_up((size_t)d->in_channels * w->bordered_height * w->bordered_width + AN_WINO_PLANE_SLACK, 16);
     size_t images = d->batch < AN_WINO_IMAGES ? d->batch : AN_WINO_IMAGES;
     images = images < 1 ? 1 : images;
+    while (images < d->batch && images * w->tiles < AN_WINO_TILES &&
+           an_wino_slot_floats(w, images + 1) <= AN_WINO_GROW_FLOATS)
+        images++;
+    w->group_images = images;
     w->slot_floats = an_wino_slot_floats(w, images);
 }
 
@@ -238,9 +249,9 @@ alexnet_status an_cpu_conv2d_winograd(an_backend_context *context, const an_conv
     job.mc_panels = an_div_up(w->m_panels, m_blocks);
     job.gemm_m_blocks = an_div_up(w->m_panels, job.mc_panels);
 
-    for (size_t first = 0; first < desc->batch; first += AN_WINO_IMAGES) {
+    for (size_t first = 0; first < desc->batch; first += w->group_images) {
         job.first_image = first;
-        job.images = an_min(AN_WINO_IMAGES, desc->batch - first);
+        job.images = an_min(w->group_images, desc->batch - first);
         job.n = job.images * w->tiles;
         job.n_panels = an_div_up(job.n, w->nr);
         job.n_padded = job.n_panels * w->nr;

@@ -247,6 +247,12 @@ START_TEST(conv_backward_fixed_shapes)
         {2, 4, 20, 19, 300, 3, 1, 1, 1},   /* data: M = 300 > kc; weights: N = 380 > kc */
         {1, 40, 6, 6, 5, 3, 1, 1, 1},      /* K = 360 > kc for the weight gradient's columns */
         {3, 1, 1, 1, 3, 1, 1, 0, 1},       /* 1x1 everything */
+        {3, 32, 48, 48, 4, 5, 1, 2, 1},    /* dCol 1.8 Mi floats an image: one image a chunk */
+        {3, 64, 120, 120, 2, 3, 1, 1, 1},  /* weight gradient (dot path) ~1 Mi floats an image: 1 a chunk */
+        {3, 64, 120, 120, 2, 3, 2, 1, 1},  /* stride 2: packed operands ~2 Mi floats an image: 1 a chunk */
+        {3, 16, 40, 40, 6, 5, 1, 2, 2},    /* groups 2 */
+        {40, 8, 6, 6, 12, 3, 1, 1, 1},     /* 40 images of 6 x 6 in one chunk: blocks across GEMM panels */
+        {2, 2, 66, 66, 3, 3, 2, 1, 1},     /* a bordered plane over the weight gradient's stack copy */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         check_conv_case(cases[i], 100 + 10 * i);

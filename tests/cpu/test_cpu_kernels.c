@@ -702,6 +702,74 @@ START_TEST(conv_without_prepare_is_refused)
 }
 END_TEST
 
+/* ---- the dot-product tile (conv weight gradient) ---- */
+
+/* Random tiles (m, n <= 4, 1..5 segments, lengths that are multiples of the kernel's 16, steps with gaps)
+ * against a float64 sum; untouched entries outside the m x n tile; accumulate adds to C; and each element's
+ * bits do not depend on the tile's m and n (a 1 x 1 tile of the same rows gives the same bits). */
+START_TEST(dot_tile_random_tiles_against_float64)
+{
+    for (int trial = 0; trial < 60; trial++) {
+        const size_t m = rand_range(1, AN_DOT_ROWS), n = rand_range(1, AN_DOT_ROWS);
+        const size_t segments = rand_range(1, 5), length = AN_DOT_LENGTH_MULTIPLE * rand_range(1, 6);
+        const size_t a_step = length + rand_range(0, 7), b_step = length + rand_range(0, 7);
+        const size_t row_floats = (segments - 1) * (a_step > b_step ? a_step : b_step) + length;
+        float *a_rows = random_floats(AN_DOT_ROWS * row_floats, 100 + (uint64_t)trial);
+        float *b_rows = random_floats(AN_DOT_ROWS * row_floats, 200 + (uint64_t)trial);
+        const size_t ldc = AN_DOT_ROWS + 3;
+        float c[AN_DOT_ROWS * (AN_DOT_ROWS + 3)], start[AN_DOT_ROWS * (AN_DOT_ROWS + 3)];
+        for (size_t i = 0; i < sizeof c / sizeof c[0]; i++)
+            start[i] = c[i] = (float)i - 7.5f;
+        const int accumulate = trial % 3 == 0;
+        an_dot_tile_args args;
+        memset(&args, 0, sizeof args);
+        for (size_t r = 0; r < AN_DOT_ROWS; r++) { /* rows past m / n repeat row 0, as the driver does */
+            args.a[r] = a_rows + (r < m ? r : 0) * row_floats;
+            args.b[r] = b_rows + (r < n ? r : 0) * row_floats;
+        }
+        args.m = m, args.n = n, args.segments = segments, args.length = length;
+        args.a_step = a_step, args.b_step = b_step, args.c = c, args.ldc = ldc, args.accumulate = accumulate;
+        kernels->dot_tile(&args);
+        for (size_t r = 0; r < AN_DOT_ROWS; r++) {
+            for (size_t j = 0; j < ldc; j++) {
+                const float got = c[r * ldc + j];
+                if (r >= m || j >= n) {
+                    ck_assert_msg(memcmp(&got, &start[r * ldc + j], sizeof got) == 0,
+                                  "dot_tile stored outside its %zu x %zu tile at (%zu, %zu)", m, n, r, j);
+                    continue;
+                }
+                double want = accumulate ? (double)start[r * ldc + j] : 0.0, scale = fabs(want);
+                for (size_t seg = 0; seg < segments; seg++) {
+                    for (size_t l = 0; l < length; l++) {
+                        const double term =
+                            (double)args.a[r][seg * a_step + l] * (double)args.b[j][seg * b_step + l];
+                        want += term;
+                        scale += fabs(term);
+                    }
+                }
+                const float want_f = (float)want;
+                const double scale_d = scale;
+                assert_close(&got, &want_f, &scale_d, 1, 1e-5, "dot_tile");
+                /* the same element from a 1 x 1 tile: identical bits */
+                float single = accumulate ? start[r * ldc + j] : 0.0f;
+                an_dot_tile_args one = args;
+                for (size_t q = 0; q < AN_DOT_ROWS; q++) {
+                    one.a[q] = args.a[r];
+                    one.b[q] = args.b[j];
+                }
+                one.m = one.n = 1, one.c = &single, one.ldc = 1;
+                kernels->dot_tile(&one);
+                ck_assert_msg(memcmp(&single, &got, sizeof got) == 0,
+                              "dot_tile (%zu, %zu) of a %zu x %zu tile: %.9g, alone: %.9g", r, j, m, n,
+                              (double)got, (double)single);
+            }
+        }
+        free(a_rows);
+        free(b_rows);
+    }
+}
+END_TEST
+
 int main(void)
 {
 #ifdef AN_TEST_AVX512_EMULATED
@@ -723,6 +791,9 @@ int main(void)
     emulated_avx512.gemm_indirect = an_emulated_gemm_12x32_indirect;
     emulated_avx512.im2col = an_emulated_im2col_avx512;
     emulated_avx512.fc = an_emulated_fc_4x3;
+    /* the AVX-512 dot tile has no emulated build: the AVX2 one keeps this program runnable without AVX-512
+     * (the real one is tested by cpu_kernels_avx512 where the CPU has it) */
+    emulated_avx512.dot_tile = an_cpu_kernels_avx2.dot_tile;
     emulated_avx512.description = "AVX-512 kernels with emulated intrinsics (12x32 GEMM)";
     kernels = &emulated_avx512;
 #endif
@@ -747,6 +818,7 @@ int main(void)
     tcase_add_test(tc, softmax_and_relu);
     tcase_add_test(tc, adaptive_avg_pool_and_dropout_drivers);
     tcase_add_test(tc, conv_without_prepare_is_refused);
+    tcase_add_test(tc, dot_tile_random_tiles_against_float64);
     suite_add_tcase(suite, tc);
     SRunner *runner = srunner_create(suite);
     srunner_run_all(runner, CK_NORMAL);

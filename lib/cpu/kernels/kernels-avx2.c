@@ -17,4 +17,5 @@ const an_cpu_kernels an_cpu_kernels_avx2 = {
     .lrn = an_f32_lrn_avx2,
     .softmax = an_f32_softmax_avx2,
     .relu = an_f32_relu_avx2,
+    .dot_tile = an_f32_dot_4x4_avx2,
 };

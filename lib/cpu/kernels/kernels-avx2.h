@@ -20,5 +20,6 @@ void an_f32_lrn_avx2(const an_lrn_desc *desc, const float *in, float *out, size_
                      size_t channel_end);
 void an_f32_softmax_avx2(const float *in, float *out, size_t classes);
 void an_f32_relu_avx2(const float *in, float *out, size_t count);
+void an_f32_dot_4x4_avx2(const an_dot_tile_args *args);
 
 #endif

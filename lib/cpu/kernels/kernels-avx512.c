@@ -1,4 +1,4 @@
-/* The AVX-512 kernel table: its own GEMM, im2col and FC, the AVX2 kernels for the rest. */
+/* The AVX-512 kernel table: its own GEMM, im2col, FC and dot-product tile, the AVX2 kernels for the rest. */
 #include "cpu/kernels/kernels-avx2.h"
 #include "cpu/kernels/kernels-avx512.h"
 
@@ -23,4 +23,5 @@ const an_cpu_kernels an_cpu_kernels_avx512 = {
     .lrn = an_f32_lrn_avx2,
     .softmax = an_f32_softmax_avx2,
     .relu = an_f32_relu_avx2,
+    .dot_tile = an_f32_dot_4x4_avx512,
 };

@@ -1,5 +1,6 @@
 /* The NEON (AArch64 Advanced SIMD) kernel table. */
 #include "cpu/kernels/kernels-neon.h"
+#include "cpu/kernels/kernels-scalar.h" /* the dot-product tile */
 
 const an_cpu_kernels an_cpu_kernels_neon = {
     .isa = AN_ISA_NEON,
@@ -18,4 +19,5 @@ const an_cpu_kernels an_cpu_kernels_neon = {
     .lrn = an_f32_lrn_neon,
     .softmax = an_f32_softmax_neon,
     .relu = an_f32_relu_neon,
+    .dot_tile = an_f32_dot_4x4_scalar,
 };

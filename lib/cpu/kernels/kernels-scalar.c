@@ -17,4 +17,5 @@ const an_cpu_kernels an_cpu_kernels_scalar = {
     .lrn = an_f32_lrn_scalar,
     .softmax = an_f32_softmax_scalar,
     .relu = an_f32_relu_scalar,
+    .dot_tile = an_f32_dot_4x4_scalar,
 };

@@ -20,5 +20,6 @@ void an_f32_lrn_scalar(const an_lrn_desc *desc, const float *in, float *out, siz
                        size_t channel_end);
 void an_f32_softmax_scalar(const float *in, float *out, size_t classes);
 void an_f32_relu_scalar(const float *in, float *out, size_t count);
+void an_f32_dot_4x4_scalar(const an_dot_tile_args *args);
 
 #endif

@@ -13,7 +13,8 @@
  *   max_pool    max pooling of whole planes;
  *   lrn         local response normalisation of a channel range of one image;
  *   softmax     one row;
- *   relu        elementwise.
+ *   relu        elementwise;
+ *   dot_tile    a 4 x 4 tile of dot products along rows (the conv weight gradient of the training ops).
  *
  * Layouts the portable driver produces for gemm (MR = gemm_mr, NR = gemm_nr):
  *   packed weights, per group and per panel of MR output channels: MR biases, then K x MR weights with
@@ -133,6 +134,25 @@ typedef void (*an_softmax_fn)(const float *in, float *out, size_t classes);
 
 typedef void (*an_relu_fn)(const float *in, float *out, size_t count);
 
+/* A tile of a conv weight gradient (cpu_train.c) as dot products along contiguous rows: for r < m <= 4,
+ * j < n <= 4,
+ *   acc = sum over s < segments, l < length of a[r][s * a_step + l] * b[j][s * b_step + l]
+ *   C[r][j] (row stride ldc) = acc, or C[r][j] + acc when accumulate,
+ * length a multiple of AN_DOT_LENGTH_MULTIPLE. Rows a[r >= m] and b[j >= n] must be readable (the driver
+ * repeats row 0) and are never stored. The order of the sum is the kernel's own (for the SIMD sets: lane
+ * partial sums, then a fixed reduction of the lanes) and the same on every call, so a C element's bits do
+ * not depend on the tile or the thread that computes it. */
+#define AN_DOT_ROWS 4
+#define AN_DOT_LENGTH_MULTIPLE 16
+typedef struct an_dot_tile_args {
+    const float *a[AN_DOT_ROWS], *b[AN_DOT_ROWS];
+    size_t m, n, segments, length, a_step, b_step;
+    float *c;
+    size_t ldc;
+    int accumulate;
+} an_dot_tile_args;
+typedef void (*an_dot_tile_fn)(const an_dot_tile_args *args);
+
 typedef struct an_cpu_kernels {
     an_cpu_isa isa;
     const char *description; /* e.g. "AVX2+FMA kernels (6x16 GEMM)" */
@@ -149,6 +169,7 @@ typedef struct an_cpu_kernels {
     an_lrn_fn lrn;
     an_softmax_fn softmax;
     an_relu_fn relu;
+    an_dot_tile_fn dot_tile;
 } an_cpu_kernels;
 
 /* Each is defined only where the build compiled the set (AN_HAVE_*_KERNELS = 1); the scalar set always is.
