@@ -172,7 +172,7 @@ static inline void an_copy_floats(float *dst, const float *src, size_t n)
     case 8: memcpy(dst, src, 8 * sizeof *dst); break;
     case 6: memcpy(dst, src, 6 * sizeof *dst); break;
     case 4: memcpy(dst, src, 4 * sizeof *dst); break;
-    default: memcpy(dst, src, n * sizeof *dst); break;
+    default: an_copy_row(dst, src, n); break;
     }
 }
 
@@ -556,7 +556,7 @@ static void an_prepack_im2col_task(void *context, size_t index)
     memset(bordered, 0, bh * bw * sizeof *bordered);
     for (size_t c = c0; c < c1; c++) {
         for (size_t y = 0; y < h; y++) /* the border stays zero */
-            memcpy(bordered + (y + pad) * bw + pad, input + (c * h + y) * w, w * sizeof *bordered);
+            an_copy_row(bordered + (y + pad) * bw + pad, input + (c * h + y) * w, w);
         float *base = job->packed + c / per_group * job->group_floats;
         for (size_t q0 = 0; q0 < n; q0 += AN_TRAIN_PACK_PIXELS) {
             const size_t count = an_min(AN_TRAIN_PACK_PIXELS, n - q0), first = image * n + q0;
@@ -772,8 +772,8 @@ static void an_dot_border_task(void *context, size_t index)
         memset(plane, 0, (pad * bw + pad) * sizeof *plane);
         for (size_t y = 0; y < h; y++) {
             float *row = plane + (y + pad) * bw + pad;
-            memcpy(row, src + y * w, w * sizeof *row);
-            memset(row + w, 0, 2 * pad * sizeof *row); /* this row's right border, the next one's left */
+            an_copy_row(row, src + y * w, w);
+            an_zero_row(row + w, 2 * pad); /* this row's right border, the next one's left */
         }
         float *tail = plane + (h + pad) * bw + pad;
         memset(tail, 0, (size_t)(plane + job->geo.plane - tail) * sizeof *tail);
@@ -790,8 +790,8 @@ static void an_dot_widen_task(void *context, size_t image)
         const float *src = job->grad_out + (image * d->out_channels + oc) * oh * ow;
         float *dst = job->dy + image * job->geo.image_dy + oc * length;
         for (size_t oy = 0; oy < oh; oy++) {
-            memcpy(dst + oy * bw, src + oy * ow, ow * sizeof *dst);
-            memset(dst + oy * bw + ow, 0, (bw - ow) * sizeof *dst);
+            an_copy_row(dst + oy * bw, src + oy * ow, ow);
+            an_zero_row(dst + oy * bw + ow, bw - ow);
         }
         memset(dst + oh * bw, 0, (length - oh * bw) * sizeof *dst);
     }
