@@ -1008,7 +1008,8 @@ static void an_max_pool_scan(const float *src, size_t w, size_t s, size_t ks, si
  * (a loop over outputs the compiler vectorises, where a branch per tap mispredicts on random data); then the
  * gradients are added at the winners in output order, as the reference does, so the bits are its bits.
  * Stride-2 windows go to the table's vector winner search when it has one (the same scan, 16 outputs at a
- * time: the strided reads here do not vectorise, and this was a tenth of a Fashion-MNIST training step). */
+ * time: the strided reads here do not vectorise, and this was a tenth of a Fashion-MNIST training step),
+ * as many whole rows per call as fill AN_TRAIN_POOL_RUN outputs (the pooled maps are 13, 6 and 2 wide). */
 static void an_max_pool_back_task(void *context, size_t index)
 {
     const an_pool_back_job *job = context;
@@ -1022,14 +1023,22 @@ static void an_max_pool_back_task(void *context, size_t index)
         const float *src = job->in + p * in_plane, *g = job->grad_out + p * out_plane;
         float *dst = job->grad_in + p * in_plane;
         memset(dst, 0, in_plane * sizeof *dst);
+        if (s == 2 && job->argmax_s2 != NULL && d->out_width <= AN_TRAIN_POOL_RUN) {
+            const size_t rows_per_call = AN_TRAIN_POOL_RUN / d->out_width;
+            for (size_t oy = 0; oy < d->out_height; oy += rows_per_call) {
+                const size_t rows = an_min(rows_per_call, d->out_height - oy), count = rows * d->out_width;
+                job->argmax_s2(d, src, oy, rows, at);
+                const float *grad = g + oy * d->out_width; /* rows are consecutive: output order */
+                for (size_t o = 0; o < count; o++)
+                    dst[at[o]] += grad[o];
+            }
+            continue;
+        }
         for (size_t oy = 0; oy < d->out_height; oy++) {
             for (size_t ox0 = 0; ox0 < d->out_width; ox0 += AN_TRAIN_POOL_RUN) {
                 const size_t count = an_min(AN_TRAIN_POOL_RUN, d->out_width - ox0);
                 const size_t corner = oy * s * w + ox0 * s; /* the first window's top left, in the plane */
-                if (s == 2 && job->argmax_s2 != NULL)
-                    job->argmax_s2(d, src, oy, ox0, count, at);
-                else
-                    an_max_pool_scan(src, w, s, ks, corner, count, best, at);
+                an_max_pool_scan(src, w, s, ks, corner, count, best, at);
                 const float *grad = g + oy * d->out_width + ox0;
                 for (size_t o = 0; o < count; o++)
                     dst[at[o]] += grad[o];

@@ -154,13 +154,13 @@ typedef struct an_dot_tile_args {
 } an_dot_tile_args;
 typedef void (*an_dot_tile_fn)(const an_dot_tile_args *args);
 
-/* Max pooling backward's winner search for stride-2 windows (any kernel size, no padding): for outputs
- * ox0 .. ox0 + count - 1 of row oy (count <= 64) of one plane, at[o] = the plane offset of the input the
+/* Max pooling backward's winner search for stride-2 windows (any kernel size, no padding): for output rows
+ * oy0 .. oy0 + rows - 1 of one plane, at[(oy - oy0) * out_width + ox] = the plane offset of the input the
  * window's maximum came from, found by the reference's scan: taps in (ky, kx) order, strictly greater
  * replaces (the first of equal maxima wins), a NaN always replaces. Optional: NULL in a table means the
  * driver's portable scan (cpu_train.c). */
-typedef void (*an_max_pool_argmax_fn)(const an_pool_desc *desc, const float *plane, size_t oy, size_t ox0,
-                                      size_t count, uint32_t *at);
+typedef void (*an_max_pool_argmax_fn)(const an_pool_desc *desc, const float *plane, size_t oy0, size_t rows,
+                                      uint32_t *at);
 
 typedef struct an_cpu_kernels {
     an_cpu_isa isa;
