@@ -643,7 +643,36 @@ static void an_prepack_grad_task(void *context, size_t image)
     }
 }
 
-/* Each input pixel sums its taps in (ky, kx) order: one fixed order whatever the split. */
+/* Each input pixel sums its taps in (ky, kx) order: one fixed order whatever the split.
+ *
+ * Same-size stride-1 convolutions (3 x 3 pad 1: conv2-5) take one flat loop per tap instead of one per
+ * output row: with out_width == in_width, the tap maps dCol element q to input element q + shift of the
+ * plane. The columns a tap does not reach (ox outside [x0, x1): one at the left or right edge) would land
+ * on a neighbouring row's edge pixel, so those dCol elements are first set to +0 (the col scratch is this
+ * task's alone and read once). Adding +0 changes no sum's bits: a sum that starts at +0 is never -0 in
+ * round-to-nearest, and x + 0 = x otherwise. So every pixel gets the same adds in the same order, and the
+ * 13-, 6- and 2-float row loops (overhead-bound) become runs of a whole plane. */
+static void an_col2im_flat(float *plane, float *row, size_t w, size_t h, size_t pad, size_t ky, size_t kx,
+                           size_t x0, size_t x1)
+{
+    /* output rows whose input row oy + ky - pad lies in [0, h) */
+    const size_t oy0 = ky >= pad ? 0 : pad - ky, oy1 = an_min(h, h + pad - ky);
+    if (oy0 >= oy1 || x0 >= x1)
+        return;
+    for (size_t oy = oy0; oy < oy1; oy++) {
+        for (size_t ox = 0; ox < x0; ox++)
+            row[oy * w + ox] = 0.0f;
+        for (size_t ox = x1; ox < w; ox++)
+            row[oy * w + ox] = 0.0f;
+    }
+    /* from the first reached element to the last: the destinations stay inside the plane */
+    const size_t q0 = oy0 * w + x0, count = (oy1 - 1 - oy0) * w + x1 - x0;
+    float *dst = plane + (oy0 + ky - pad) * w + (x0 + kx - pad);
+    const float *src = row + q0;
+    for (size_t i = 0; i < count; i++)
+        dst[i] += src[i];
+}
+
 static void an_col2im_task(void *context, size_t index)
 {
     const an_col_job *job = context;
@@ -654,14 +683,19 @@ static void an_col2im_task(void *context, size_t index)
     const size_t c0 = index % job->tasks_per_image * job->channels_per_task;
     const size_t c1 = an_min(c0 + job->channels_per_task, d->in_channels);
     float *grad = job->grad_input + image * d->in_channels * h * w;
+    const int flat = s == 1 && ow == w && oh == h;
     for (size_t c = c0; c < c1; c++) {
         float *plane = grad + c * h * w;
         memset(plane, 0, h * w * sizeof *plane);
         for (size_t ky = 0; ky < ks; ky++) {
             for (size_t kx = 0; kx < ks; kx++) {
-                const float *row = job->col + ((c * ks + ky) * ks + kx) * ld + image * n;
+                float *row = job->col + ((c * ks + ky) * ks + kx) * ld + image * n;
                 size_t x0, x1;
                 an_tap_range(ow, w, s, pad, kx, &x0, &x1);
+                if (flat) {
+                    an_col2im_flat(plane, row, w, h, pad, ky, kx, x0, x1);
+                    continue;
+                }
                 for (size_t oy = 0; oy < oh; oy++) {
                     const size_t iy = oy * s + ky;
                     if (iy < pad || iy - pad >= h)
