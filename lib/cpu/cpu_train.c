@@ -172,7 +172,7 @@ static inline void an_copy_floats(float *dst, const float *src, size_t n)
     case 8: memcpy(dst, src, 8 * sizeof *dst); break;
     case 6: memcpy(dst, src, 6 * sizeof *dst); break;
     case 4: memcpy(dst, src, 4 * sizeof *dst); break;
-    default: memcpy(dst, src, n * sizeof *dst); break;
+    default: an_copy_row(dst, src, n); break;
     }
 }
 
@@ -556,7 +556,7 @@ static void an_prepack_im2col_task(void *context, size_t index)
     memset(bordered, 0, bh * bw * sizeof *bordered);
     for (size_t c = c0; c < c1; c++) {
         for (size_t y = 0; y < h; y++) /* the border stays zero */
-            memcpy(bordered + (y + pad) * bw + pad, input + (c * h + y) * w, w * sizeof *bordered);
+            an_copy_row(bordered + (y + pad) * bw + pad, input + (c * h + y) * w, w);
         float *base = job->packed + c / per_group * job->group_floats;
         for (size_t q0 = 0; q0 < n; q0 += AN_TRAIN_PACK_PIXELS) {
             const size_t count = an_min(AN_TRAIN_PACK_PIXELS, n - q0), first = image * n + q0;
@@ -643,7 +643,36 @@ static void an_prepack_grad_task(void *context, size_t image)
     }
 }
 
-/* Each input pixel sums its taps in (ky, kx) order: one fixed order whatever the split. */
+/* Each input pixel sums its taps in (ky, kx) order: one fixed order whatever the split.
+ *
+ * Same-size stride-1 convolutions (3 x 3 pad 1: conv2-5) take one flat loop per tap instead of one per
+ * output row: with out_width == in_width, the tap maps dCol element q to input element q + shift of the
+ * plane. The columns a tap does not reach (ox outside [x0, x1): one at the left or right edge) would land
+ * on a neighbouring row's edge pixel, so those dCol elements are first set to +0 (the col scratch is this
+ * task's alone and read once). Adding +0 changes no sum's bits: a sum that starts at +0 is never -0 in
+ * round-to-nearest, and x + 0 = x otherwise. So every pixel gets the same adds in the same order, and the
+ * 13-, 6- and 2-float row loops (overhead-bound) become runs of a whole plane. */
+static void an_col2im_flat(float *plane, float *row, size_t w, size_t h, size_t pad, size_t ky, size_t kx,
+                           size_t x0, size_t x1)
+{
+    /* output rows whose input row oy + ky - pad lies in [0, h) */
+    const size_t oy0 = ky >= pad ? 0 : pad - ky, oy1 = an_min(h, h + pad - ky);
+    if (oy0 >= oy1 || x0 >= x1)
+        return;
+    for (size_t oy = oy0; oy < oy1; oy++) {
+        for (size_t ox = 0; ox < x0; ox++)
+            row[oy * w + ox] = 0.0f;
+        for (size_t ox = x1; ox < w; ox++)
+            row[oy * w + ox] = 0.0f;
+    }
+    /* from the first reached element to the last: the destinations stay inside the plane */
+    const size_t q0 = oy0 * w + x0, count = (oy1 - 1 - oy0) * w + x1 - x0;
+    float *dst = plane + (oy0 + ky - pad) * w + (x0 + kx - pad);
+    const float *src = row + q0;
+    for (size_t i = 0; i < count; i++)
+        dst[i] += src[i];
+}
+
 static void an_col2im_task(void *context, size_t index)
 {
     const an_col_job *job = context;
@@ -654,14 +683,19 @@ static void an_col2im_task(void *context, size_t index)
     const size_t c0 = index % job->tasks_per_image * job->channels_per_task;
     const size_t c1 = an_min(c0 + job->channels_per_task, d->in_channels);
     float *grad = job->grad_input + image * d->in_channels * h * w;
+    const int flat = s == 1 && ow == w && oh == h;
     for (size_t c = c0; c < c1; c++) {
         float *plane = grad + c * h * w;
         memset(plane, 0, h * w * sizeof *plane);
         for (size_t ky = 0; ky < ks; ky++) {
             for (size_t kx = 0; kx < ks; kx++) {
-                const float *row = job->col + ((c * ks + ky) * ks + kx) * ld + image * n;
+                float *row = job->col + ((c * ks + ky) * ks + kx) * ld + image * n;
                 size_t x0, x1;
                 an_tap_range(ow, w, s, pad, kx, &x0, &x1);
+                if (flat) {
+                    an_col2im_flat(plane, row, w, h, pad, ky, kx, x0, x1);
+                    continue;
+                }
                 for (size_t oy = 0; oy < oh; oy++) {
                     const size_t iy = oy * s + ky;
                     if (iy < pad || iy - pad >= h)
@@ -772,8 +806,8 @@ static void an_dot_border_task(void *context, size_t index)
         memset(plane, 0, (pad * bw + pad) * sizeof *plane);
         for (size_t y = 0; y < h; y++) {
             float *row = plane + (y + pad) * bw + pad;
-            memcpy(row, src + y * w, w * sizeof *row);
-            memset(row + w, 0, 2 * pad * sizeof *row); /* this row's right border, the next one's left */
+            an_copy_row(row, src + y * w, w);
+            an_zero_row(row + w, 2 * pad); /* this row's right border, the next one's left */
         }
         float *tail = plane + (h + pad) * bw + pad;
         memset(tail, 0, (size_t)(plane + job->geo.plane - tail) * sizeof *tail);
@@ -790,8 +824,8 @@ static void an_dot_widen_task(void *context, size_t image)
         const float *src = job->grad_out + (image * d->out_channels + oc) * oh * ow;
         float *dst = job->dy + image * job->geo.image_dy + oc * length;
         for (size_t oy = 0; oy < oh; oy++) {
-            memcpy(dst + oy * bw, src + oy * ow, ow * sizeof *dst);
-            memset(dst + oy * bw + ow, 0, (bw - ow) * sizeof *dst);
+            an_copy_row(dst + oy * bw, src + oy * ow, ow);
+            an_zero_row(dst + oy * bw + ow, bw - ow);
         }
         memset(dst + oh * bw, 0, (length - oh * bw) * sizeof *dst);
     }
@@ -978,12 +1012,38 @@ typedef struct an_pool_back_job {
     const float *in, *grad_out;
     float *grad_in;
     size_t planes, per_task;
+    an_max_pool_argmax_fn argmax_s2; /* the table's winner search for stride 2, or NULL */
 } an_pool_back_job;
+
+/* The portable winner search of `count` outputs of a row, the first window's top left at `corner`. */
+static void an_max_pool_scan(const float *src, size_t w, size_t s, size_t ks, size_t corner, size_t count,
+                             float *best, uint32_t *at)
+{
+    for (size_t o = 0; o < count; o++) {
+        best[o] = -INFINITY;
+        at[o] = (uint32_t)(corner + o * s);
+    }
+    for (size_t ky = 0; ky < ks; ky++) {
+        for (size_t kx = 0; kx < ks; kx++) {
+            const size_t tap = corner + ky * w + kx;
+            const float *v = src + tap;
+            for (size_t o = 0; o < count; o++) {
+                const float x = v[o * s];
+                const int take = (x > best[o]) | (x != x);
+                best[o] = take ? x : best[o];
+                at[o] = take ? (uint32_t)(tap + o * s) : at[o];
+            }
+        }
+    }
+}
 
 /* The forward scan (cpu and reference alike): strictly greater replaces, so the first of equal maxima wins,
  * and a NaN always replaces. Done for AN_TRAIN_POOL_RUN outputs of a row at a time, tap by tap, with selects
  * (a loop over outputs the compiler vectorises, where a branch per tap mispredicts on random data); then the
- * gradients are added at the winners in output order, as the reference does, so the bits are its bits. */
+ * gradients are added at the winners in output order, as the reference does, so the bits are its bits.
+ * Stride-2 windows go to the table's vector winner search when it has one (the same scan, 16 outputs at a
+ * time: the strided reads here do not vectorise, and this was a tenth of a Fashion-MNIST training step),
+ * as many whole rows per call as fill AN_TRAIN_POOL_RUN outputs (the pooled maps are 13, 6 and 2 wide). */
 static void an_max_pool_back_task(void *context, size_t index)
 {
     const an_pool_back_job *job = context;
@@ -997,26 +1057,22 @@ static void an_max_pool_back_task(void *context, size_t index)
         const float *src = job->in + p * in_plane, *g = job->grad_out + p * out_plane;
         float *dst = job->grad_in + p * in_plane;
         memset(dst, 0, in_plane * sizeof *dst);
+        if (s == 2 && job->argmax_s2 != NULL && d->out_width <= AN_TRAIN_POOL_RUN) {
+            const size_t rows_per_call = AN_TRAIN_POOL_RUN / d->out_width;
+            for (size_t oy = 0; oy < d->out_height; oy += rows_per_call) {
+                const size_t rows = an_min(rows_per_call, d->out_height - oy), count = rows * d->out_width;
+                job->argmax_s2(d, src, oy, rows, at);
+                const float *grad = g + oy * d->out_width; /* rows are consecutive: output order */
+                for (size_t o = 0; o < count; o++)
+                    dst[at[o]] += grad[o];
+            }
+            continue;
+        }
         for (size_t oy = 0; oy < d->out_height; oy++) {
             for (size_t ox0 = 0; ox0 < d->out_width; ox0 += AN_TRAIN_POOL_RUN) {
                 const size_t count = an_min(AN_TRAIN_POOL_RUN, d->out_width - ox0);
                 const size_t corner = oy * s * w + ox0 * s; /* the first window's top left, in the plane */
-                for (size_t o = 0; o < count; o++) {
-                    best[o] = -INFINITY;
-                    at[o] = (uint32_t)(corner + o * s);
-                }
-                for (size_t ky = 0; ky < ks; ky++) {
-                    for (size_t kx = 0; kx < ks; kx++) {
-                        const size_t tap = corner + ky * w + kx;
-                        const float *v = src + tap;
-                        for (size_t o = 0; o < count; o++) {
-                            const float x = v[o * s];
-                            const int take = (x > best[o]) | (x != x);
-                            best[o] = take ? x : best[o];
-                            at[o] = take ? (uint32_t)(tap + o * s) : at[o];
-                        }
-                    }
-                }
+                an_max_pool_scan(src, w, s, ks, corner, count, best, at);
                 const float *grad = g + oy * d->out_width + ox0;
                 for (size_t o = 0; o < count; o++)
                     dst[at[o]] += grad[o];
@@ -1062,14 +1118,14 @@ static void an_run_pool_back(an_backend_context *context, an_pool_back_job *job,
 void an_cpu_max_pool2d_backward(an_backend_context *context, const an_pool_desc *desc, const float *in,
                                 const float *grad_out, float *grad_in)
 {
-    an_pool_back_job job = {desc, in, grad_out, grad_in, 0, 0};
+    an_pool_back_job job = {desc, in, grad_out, grad_in, 0, 0, context->kernels->max_pool_argmax_s2};
     an_run_pool_back(context, &job, an_max_pool_back_task);
 }
 
 void an_cpu_adaptive_avg_pool2d_backward(an_backend_context *context, const an_pool_desc *desc,
                                          const float *grad_out, float *grad_in)
 {
-    an_pool_back_job job = {desc, NULL, grad_out, grad_in, 0, 0};
+    an_pool_back_job job = {desc, NULL, grad_out, grad_in, 0, 0, NULL};
     an_run_pool_back(context, &job, an_avg_pool_back_task);
 }
 

@@ -149,8 +149,7 @@ static void an_wino_input_task(void *context, size_t c)
         memset(plane, 0, bh * bw * sizeof *plane);
         /* rows and columns past bh/bw (a bordered size cut short by the tiles) are never read */
         for (size_t y = 0; y < d->in_height && y + pad < bh; y++)
-            memcpy(plane + (y + pad) * bw + pad, src + y * d->in_width,
-                   an_min(d->in_width, bw - pad) * sizeof *plane);
+            an_copy_row(plane + (y + pad) * bw + pad, src + y * d->in_width, an_min(d->in_width, bw - pad));
     }
     const size_t position_stride = job->n_panels * job->v_panel_floats;
     an_wino_input_args args = {

@@ -444,6 +444,11 @@ static void check_pool(uint32_t batch, uint32_t channels, uint32_t h, uint32_t w
         in[i] = roundf(in[i] * 2.0f) * 0.5f; /* few distinct values: ties within windows */
     if (planes * h * w > 7)
         in[7] = NAN; /* propagates: the NaN is the window's maximum */
+    if (planes * h * w > 2 * w + 9) {
+        in[8] = NAN;            /* two NaNs in one window: the last one in scan order wins */
+        in[2 * w + 8] = -0.0f;  /* ties of -0 and +0 compare equal: the first wins */
+        in[2 * w + 9] = 0.0f;
+    }
     pool_arg arg = {desc, in, grad_out, max};
     char what[96];
     snprintf(what, sizeof what, "%s pool b%u c%u %ux%u -> %ux%u", max ? "max" : "avg", batch, channels, h, w, oh, ow);
@@ -455,6 +460,12 @@ static void check_pool(uint32_t batch, uint32_t channels, uint32_t h, uint32_t w
 START_TEST(pooling_backward)
 {
     check_pool(3, 5, 13, 13, 6, 6, 3, 2, 1, 1);  /* AlexNet's 3x3 stride 2, overlapping windows */
+    /* stride 2 on wide rows: the vector winner search's 16-output blocks with partial tails, and rows longer
+     * than the driver's 64-output runs */
+    check_pool(2, 3, 28, 28, 13, 13, 3, 2, 1, 7);
+    check_pool(1, 2, 7, 139, 3, 69, 3, 2, 1, 8);
+    check_pool(2, 2, 6, 36, 3, 17, 2, 2, 1, 9);  /* 2x2 stride 2: 17 outputs, one past a block */
+    check_pool(1, 3, 5, 5, 2, 2, 3, 2, 1, 10);   /* conv5's 2 x 2 pooled map */
     check_pool(1, 3, 11, 9, 5, 4, 2, 2, 1, 2);   /* 2x2 stride 2, odd sizes */
     check_pool(2, 4, 7, 8, 2, 2, 3, 3, 1, 3);
     check_pool(3, 5, 13, 11, 6, 6, 0, 0, 0, 4);  /* adaptive: overlapping cells */

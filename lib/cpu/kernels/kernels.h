@@ -14,7 +14,8 @@
  *   lrn         local response normalisation of a channel range of one image;
  *   softmax     one row;
  *   relu        elementwise;
- *   dot_tile    a 4 x 4 tile of dot products along rows (the conv weight gradient of the training ops).
+ *   dot_tile    a 4 x 4 tile of dot products along rows (the conv weight gradient of the training ops);
+ *   max_pool_argmax_s2  optional: where each stride-2 max-pool window's maximum came from (max pool backward).
  *
  * Layouts the portable driver produces for gemm (MR = gemm_mr, NR = gemm_nr):
  *   packed weights, per group and per panel of MR output channels: MR biases, then K x MR weights with
@@ -153,6 +154,14 @@ typedef struct an_dot_tile_args {
 } an_dot_tile_args;
 typedef void (*an_dot_tile_fn)(const an_dot_tile_args *args);
 
+/* Max pooling backward's winner search for stride-2 windows (any kernel size, no padding): for output rows
+ * oy0 .. oy0 + rows - 1 of one plane, at[(oy - oy0) * out_width + ox] = the plane offset of the input the
+ * window's maximum came from, found by the reference's scan: taps in (ky, kx) order, strictly greater
+ * replaces (the first of equal maxima wins), a NaN always replaces. Optional: NULL in a table means the
+ * driver's portable scan (cpu_train.c). */
+typedef void (*an_max_pool_argmax_fn)(const an_pool_desc *desc, const float *plane, size_t oy0, size_t rows,
+                                      uint32_t *at);
+
 typedef struct an_cpu_kernels {
     an_cpu_isa isa;
     const char *description; /* e.g. "AVX2+FMA kernels (6x16 GEMM)" */
@@ -170,6 +179,7 @@ typedef struct an_cpu_kernels {
     an_softmax_fn softmax;
     an_relu_fn relu;
     an_dot_tile_fn dot_tile;
+    an_max_pool_argmax_fn max_pool_argmax_s2; /* may be NULL */
 } an_cpu_kernels;
 
 /* Each is defined only where the build compiled the set (AN_HAVE_*_KERNELS = 1); the scalar set always is.
