@@ -6,9 +6,9 @@
  * twice). For 16 outputs from column ox the windows read input columns 2ox .. 2ox + 32: the vertical maxima
  * of columns 2ox .. 2ox + 31 give the even and odd columns with one two-source permute each, and column
  * 2ox + 32 is lane 0 of the next block's vertical maximum, which is carried over, so every input is loaded
- * once per pass. Loads are masked at the row's end (masked-off lanes are neither read nor able to fault) and
- * stores at the output row's end, so no row tail needs a scalar loop: the 27-wide rows of pool1/pool2 are a
- * full and a masked block. Rows of up to 16 inputs (pool5's 13x13 planes, at most 7 outputs) put both
+ * once per pass. Stores are masked at the output row's end, and loads only where a vector would pass the
+ * last plane (masked-off lanes are neither read nor able to fault; see an_load), so no row tail needs a
+ * scalar loop: the 27-wide rows of pool1/pool2 are a full and a masked block. Rows of up to 16 inputs (pool5's 13x13 planes, at most 7 outputs) put both
  * output rows of a pass in one vector: the permutes pick row oy's windows into lanes 0 .. ow - 1 and row
  * oy + 1's into the next ow lanes, which is how the two rows lie in memory, so one masked store writes both.
  *
