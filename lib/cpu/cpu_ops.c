@@ -81,22 +81,54 @@ void an_cpu_max_pool2d(an_backend_context *context, const an_pool_desc *desc, co
 }
 
 /* PyTorch's adaptive average pooling: cell i covers [floor(i*in/out), ceil((i+1)*in/out)). Portable: it
- * touches one small map per image (and is the identity for AlexNet at its own input size). */
+ * touches one small map per image (and is the identity for AlexNet at its own input size). Each cell is the
+ * reference's chain, (0 + x0 + x1 + ...) / count in its order, so the bits are the reference's. */
+#define AN_AVG_POOL_CACHED_COLUMNS 64 /* column cells whose bounds a task computes once, not per plane */
+
+static inline uint32_t an_cell_begin(uint32_t i, uint32_t in, uint32_t out)
+{
+    return (uint32_t)((uint64_t)i * in / out);
+}
+
+static inline uint32_t an_cell_end(uint32_t i, uint32_t in, uint32_t out)
+{
+    return (uint32_t)(((uint64_t)(i + 1) * in + out - 1) / out);
+}
+
 static void an_avg_pool_task(void *context, size_t index)
 {
     const an_pool_job *job = context;
     const an_pool_desc *d = job->desc;
     size_t begin = index * job->planes_per_task, end = begin + job->planes_per_task;
     end = end > job->planes ? job->planes : end;
+    const size_t in_plane = (size_t)d->in_height * d->in_width, out_plane = (size_t)d->out_height * d->out_width;
+    if (d->in_height == d->out_height && d->in_width == d->out_width) {
+        /* Every cell is one input and the reference's (0.0f + x) / 1.0f is 0.0f + x: the add stays, it is what
+         * turns -0.0 into +0.0. One flat loop the compiler vectorises; the per-cell loop with its 64-bit
+         * divisions took 2.6 ms for AlexNet's 64 x 256 6x6 maps (1 thread, Zen 5). */
+        const float *src = job->in + begin * in_plane;
+        float *dst = job->out + begin * out_plane;
+        for (size_t i = 0, n = (end - begin) * in_plane; i < n; i++)
+            dst[i] = 0.0f + src[i];
+        return;
+    }
+    uint32_t cached[2 * AN_AVG_POOL_CACHED_COLUMNS];
+    const uint32_t cached_columns = d->out_width < AN_AVG_POOL_CACHED_COLUMNS ? d->out_width
+                                                                              : AN_AVG_POOL_CACHED_COLUMNS;
+    for (uint32_t ox = 0; ox < cached_columns; ox++) {
+        cached[2 * ox] = an_cell_begin(ox, d->in_width, d->out_width);
+        cached[2 * ox + 1] = an_cell_end(ox, d->in_width, d->out_width);
+    }
     for (size_t p = begin; p < end; p++) {
-        const float *src = job->in + p * d->in_height * d->in_width;
-        float *dst = job->out + p * d->out_height * d->out_width;
+        const float *src = job->in + p * in_plane;
+        float *dst = job->out + p * out_plane;
         for (uint32_t oy = 0; oy < d->out_height; oy++) {
-            uint32_t y0 = (uint32_t)((uint64_t)oy * d->in_height / d->out_height);
-            uint32_t y1 = (uint32_t)(((uint64_t)(oy + 1) * d->in_height + d->out_height - 1) / d->out_height);
+            const uint32_t y0 = an_cell_begin(oy, d->in_height, d->out_height);
+            const uint32_t y1 = an_cell_end(oy, d->in_height, d->out_height);
             for (uint32_t ox = 0; ox < d->out_width; ox++) {
-                uint32_t x0 = (uint32_t)((uint64_t)ox * d->in_width / d->out_width);
-                uint32_t x1 = (uint32_t)(((uint64_t)(ox + 1) * d->in_width + d->out_width - 1) / d->out_width);
+                const int hit = ox < cached_columns;
+                const uint32_t x0 = hit ? cached[2 * ox] : an_cell_begin(ox, d->in_width, d->out_width);
+                const uint32_t x1 = hit ? cached[2 * ox + 1] : an_cell_end(ox, d->in_width, d->out_width);
                 float sum = 0.0f;
                 for (uint32_t y = y0; y < y1; y++)
                     for (uint32_t x = x0; x < x1; x++)

@@ -97,7 +97,115 @@ static inline __m256d emu_mm512_extractf64x4_pd(emu_m512d v, int upper)
     return _mm256_castps_pd(_mm256_loadu_ps(v.f + (upper ? 8 : 0)));
 }
 
+typedef struct emu_m512i {
+    int32_t i[16];
+} emu_m512i;
+
+static inline emu_m512i emu_mm512_setr_epi32(int e0, int e1, int e2, int e3, int e4, int e5, int e6, int e7,
+                                             int e8, int e9, int e10, int e11, int e12, int e13, int e14, int e15)
+{
+    emu_m512i v = {{e0, e1, e2, e3, e4, e5, e6, e7, e8, e9, e10, e11, e12, e13, e14, e15}};
+    return v;
+}
+
+static inline emu_m512i emu_mm512_set1_epi32(int x)
+{
+    emu_m512i v;
+    for (int l = 0; l < 16; l++)
+        v.i[l] = x;
+    return v;
+}
+
+/* wrapping, as the instruction */
+static inline emu_m512i emu_mm512_mask_add_epi32(emu_m512i src, __mmask16 mask, emu_m512i a, emu_m512i b)
+{
+    for (int l = 0; l < 16; l++)
+        if ((mask >> l) & 1)
+            src.i[l] = (int32_t)((uint32_t)a.i[l] + (uint32_t)b.i[l]);
+    return src;
+}
+
+static inline emu_m512i emu_mm512_mask_sub_epi32(emu_m512i src, __mmask16 mask, emu_m512i a, emu_m512i b)
+{
+    for (int l = 0; l < 16; l++)
+        if ((mask >> l) & 1)
+            src.i[l] = (int32_t)((uint32_t)a.i[l] - (uint32_t)b.i[l]);
+    return src;
+}
+
+static inline emu_m512i emu_mm512_add_epi32(emu_m512i a, emu_m512i b)
+{
+    return emu_mm512_mask_add_epi32(a, 0xffff, a, b);
+}
+
+static inline emu_m512 emu_mm512_castsi512_ps(emu_m512i v)
+{
+    emu_m512 f;
+    memcpy(f.f, v.i, sizeof f.f);
+    return f;
+}
+
+/* vpermt2ps: lane l takes element idx[l] mod 32 of the 32 in (a, b) */
+static inline emu_m512 emu_mm512_permutex2var_ps(emu_m512 a, emu_m512i idx, emu_m512 b)
+{
+    emu_m512 v;
+    for (int l = 0; l < 16; l++) {
+        const unsigned k = (unsigned)idx.i[l] & 31u;
+        v.f[l] = k < 16 ? a.f[k] : b.f[k - 16];
+    }
+    return v;
+}
+
+/* only the predicates the kernels use */
+static inline __mmask16 emu_mm512_cmp_ps_mask(emu_m512 a, emu_m512 b, int predicate)
+{
+    __mmask16 mask = 0;
+    for (int l = 0; l < 16; l++) {
+        int bit;
+        switch (predicate) {
+        case _CMP_UNORD_Q:
+            bit = isnan(a.f[l]) || isnan(b.f[l]);
+            break;
+        case _CMP_GT_OQ:
+            bit = a.f[l] > b.f[l];
+            break;
+        default:
+            __builtin_trap();
+        }
+        mask |= (__mmask16)(bit << l);
+    }
+    return mask;
+}
+
+static inline emu_m512 emu_mm512_mask_mov_ps(emu_m512 src, __mmask16 mask, emu_m512 a)
+{
+    for (int l = 0; l < 16; l++)
+        if ((mask >> l) & 1)
+            src.f[l] = a.f[l];
+    return src;
+}
+
 /* (GCC defines some of these as macros when not optimising: #undef replaces those too) */
+#undef __m512i
+#define __m512i emu_m512i
+#undef _mm512_setr_epi32
+#define _mm512_setr_epi32 emu_mm512_setr_epi32
+#undef _mm512_set1_epi32
+#define _mm512_set1_epi32 emu_mm512_set1_epi32
+#undef _mm512_mask_add_epi32
+#define _mm512_mask_add_epi32 emu_mm512_mask_add_epi32
+#undef _mm512_mask_sub_epi32
+#define _mm512_mask_sub_epi32 emu_mm512_mask_sub_epi32
+#undef _mm512_add_epi32
+#define _mm512_add_epi32 emu_mm512_add_epi32
+#undef _mm512_castsi512_ps
+#define _mm512_castsi512_ps emu_mm512_castsi512_ps
+#undef _mm512_permutex2var_ps
+#define _mm512_permutex2var_ps emu_mm512_permutex2var_ps
+#undef _mm512_cmp_ps_mask
+#define _mm512_cmp_ps_mask emu_mm512_cmp_ps_mask
+#undef _mm512_mask_mov_ps
+#define _mm512_mask_mov_ps emu_mm512_mask_mov_ps
 #undef __m512
 #define __m512 emu_m512
 #undef __m512d

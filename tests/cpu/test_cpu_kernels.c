@@ -6,8 +6,8 @@
  * not compile, or this CPU cannot run, is reported as "SKIP: <isa> kernels not runnable on this CPU" and
  * exit status 77, which meson counts as skipped, not passed.
  *
- * Built a second time as test_cpu_avx512_emulated (AN_TEST_AVX512_EMULATED): the AVX-512 GEMM, im2col and FC
- * kernels compiled against plain-C stand-ins for their intrinsics (avx512_emulation.h), in the AVX-512
+ * Built a second time as test_cpu_avx512_emulated (AN_TEST_AVX512_EMULATED): the AVX-512 GEMM, im2col, FC and
+ * max-pool kernels compiled against plain-C stand-ins for their intrinsics (avx512_emulation.h), in the AVX-512
  * table's tiles, so their logic is tested on CPUs without AVX-512 too (it needs AVX2 for the rest).
  *
  * Tolerances: sums are compared as |got - want| <= tol * (sum of |terms| + |want|), since the kernels add
@@ -17,6 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
 
 #include "cpu/cpu_backend.h"
 #include "cpu/features.h"
@@ -32,7 +36,7 @@ static an_cpu_isa test_isa;
 static const an_cpu_kernels *kernels;
 
 #ifdef AN_TEST_AVX512_EMULATED
-/* lib/cpu/kernels/f32-{gemm-12x32,im2col,fc-4x3}-avx512.c compiled with avx512_emulation.h, renamed */
+/* lib/cpu/kernels/f32-{gemm-12x32,im2col,fc-4x3,maxpool-3x3s2}-avx512.c compiled with avx512_emulation.h, renamed */
 void an_emulated_gemm_12x32(size_t kc, const float *a, const float *b, const float *bias, float *c, size_t ldc,
                             size_t m, size_t n, uint32_t flags);
 void an_emulated_gemm_12x32_indirect(size_t kc, const float *a, const float *const *b_rows, const float *bias,
@@ -40,6 +44,8 @@ void an_emulated_gemm_12x32_indirect(size_t kc, const float *a, const float *con
 void an_emulated_im2col_avx512(const an_im2col_panel *panel, size_t nr, float *dst);
 void an_emulated_fc_4x3(const an_fc_desc *desc, const float *in, const float *weight, const float *bias, float *out,
                         size_t row_begin, size_t row_end);
+void an_emulated_maxpool_3x3s2(const an_pool_desc *desc, const float *in, float *out, size_t plane_begin,
+                               size_t plane_end);
 static an_cpu_kernels emulated_avx512;
 #endif
 static uint64_t rng_state = 0x5EED;
@@ -545,25 +551,87 @@ END_TEST
 
 /* ---- pooling, LRN, softmax, ReLU ---- */
 
-static void check_max_pool(an_pool_desc d, int with_nan)
+/* n floats that end where an inaccessible page begins, so a kernel reading past the end of its input
+ * faults instead of passing by chance (masked-off lanes must not fault). */
+typedef struct guarded_floats {
+    float *data;
+    void *map;
+    size_t map_size;
+} guarded_floats;
+
+static guarded_floats guarded_alloc(size_t n)
+{
+    guarded_floats g = {0};
+#if defined(__unix__) || defined(__APPLE__)
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE), bytes = (n * sizeof(float) + page - 1) / page * page;
+    g.map_size = bytes + page;
+    g.map = mmap(NULL, g.map_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ck_assert(g.map != MAP_FAILED);
+    ck_assert_int_eq(mprotect((char *)g.map + bytes, page, PROT_NONE), 0);
+    g.data = (float *)((char *)g.map + bytes) - n;
+#else
+    g.data = malloc((n ? n : 1) * sizeof(float));
+#endif
+    return g;
+}
+
+static void guarded_free(guarded_floats g)
+{
+#if defined(__unix__) || defined(__APPLE__)
+    munmap(g.map, g.map_size);
+#else
+    free(g.data);
+#endif
+}
+
+enum { POOL_NO_NAN = -2, POOL_NAN_SPRINKLED = -1 }; /* else the window tap ky * 3 + kx that gets NaNs */
+
+/* The kernel against the reference: the input ends at a guard page, the planes go in up to four ranges
+ * (each range is a call; the kernel may read up to its last plane only), and nothing past the output is
+ * stored. NaN: sprinkled (both signs), or at one tap of the 3x3 window of random outputs. */
+static void check_max_pool(an_pool_desc d, int nan_mode)
 {
     d.out_height = (d.in_height - d.kernel_size) / d.stride + 1;
     d.out_width = (d.in_width - d.kernel_size) / d.stride + 1;
-    size_t planes = (size_t)d.batch * d.channels, in_n = planes * d.in_height * d.in_width;
-    size_t out_n = planes * d.out_height * d.out_width;
-    float *in = random_floats(in_n, 31 + d.in_width), *want = malloc(out_n * sizeof *want);
-    float *got = malloc(out_n * sizeof *got);
-    if (with_nan)
+    size_t planes = (size_t)d.batch * d.channels, in_plane = (size_t)d.in_height * d.in_width;
+    size_t in_n = planes * in_plane, out_plane = (size_t)d.out_height * d.out_width, out_n = planes * out_plane;
+    float *values = random_floats(in_n, 31 + d.in_width + (uint64_t)(nan_mode + 2) * 1000);
+    guarded_floats guarded = guarded_alloc(in_n);
+    float *in = guarded.data;
+    memcpy(in, values, in_n * sizeof *in);
+    enum { SLACK = 32 };
+    float *want = malloc(out_n * sizeof *want), *got = malloc((out_n + SLACK) * sizeof *got);
+    if (nan_mode == POOL_NAN_SPRINKLED)
         for (size_t i = 0; i < in_n; i += 1 + rand_range(0, 40))
-            in[i] = NAN;
+            in[i] = i % 2 ? NAN : -NAN;
+    else if (nan_mode >= 0)
+        for (size_t p = 0; p < planes; p++)
+            for (size_t oy = 0; oy < d.out_height; oy++)
+                for (size_t ox = 0; ox < d.out_width; ox++)
+                    if (rand_range(0, 6) == 0)
+                        in[p * in_plane + (oy * d.stride + (size_t)nan_mode / 3) * d.in_width + ox * d.stride +
+                           (size_t)nan_mode % 3] = NAN;
+    for (size_t i = 0; i < out_n + SLACK; i++)
+        got[i] = 12345.0f;
     an_ref_max_pool2d(&d, in, want);
-    size_t split = rand_range(0, (uint32_t)planes);
-    kernels->max_pool(&d, in, got, 0, split);
-    kernels->max_pool(&d, in, got, split, planes);
+    size_t cuts[5] = {0, rand_range(0, (uint32_t)planes), rand_range(0, (uint32_t)planes),
+                      rand_range(0, (uint32_t)planes), planes};
+    for (int i = 1; i < 4; i++) /* sort the three inner cuts */
+        for (int j = i; j > 1 && cuts[j] < cuts[j - 1]; j--) {
+            size_t t = cuts[j];
+            cuts[j] = cuts[j - 1], cuts[j - 1] = t;
+        }
+    for (int i = 0; i < 4; i++)
+        kernels->max_pool(&d, in, got, cuts[i], cuts[i + 1]);
     for (size_t i = 0; i < out_n; i++)
-        ck_assert_msg(same_or_both_nan(got[i], want[i]), "max_pool k%u s%u %ux%u [%zu]: %g vs %g", d.kernel_size,
-                      d.stride, d.in_height, d.in_width, i, (double)got[i], (double)want[i]);
-    free(in), free(want), free(got);
+        ck_assert_msg(same_or_both_nan(got[i], want[i]), "max_pool k%u s%u %ux%u nan %d [%zu]: %g vs %g",
+                      d.kernel_size, d.stride, d.in_height, d.in_width, nan_mode, i, (double)got[i],
+                      (double)want[i]);
+    for (size_t i = out_n; i < out_n + SLACK; i++)
+        ck_assert_msg(got[i] == 12345.0f, "max_pool %ux%u stored past the output at %zu", d.in_height, d.in_width,
+                      i - out_n);
+    guarded_free(guarded);
+    free(values), free(want), free(got);
 }
 
 START_TEST(max_pool_shapes_and_nan)
@@ -577,11 +645,27 @@ START_TEST(max_pool_shapes_and_nan)
         d.stride = trial % 2 ? 2 : rand_range(1, 3);
         d.in_height = rand_range(d.kernel_size, 30);
         d.in_width = rand_range(d.kernel_size, 60);
-        check_max_pool(d, trial % 3 == 0);
+        check_max_pool(d, trial % 3 == 0 ? POOL_NAN_SPRINKLED : POOL_NO_NAN);
     }
-    check_max_pool((an_pool_desc){2, 3, 55, 55, 0, 0, 3, 2}, 0);
-    check_max_pool((an_pool_desc){1, 4, 27, 27, 0, 0, 3, 2}, 1);
-    check_max_pool((an_pool_desc){1, 2, 13, 13, 0, 0, 3, 2}, 0);
+    /* 3x3 stride 2: output rows of every length 1 .. 40 (every tail mod 16, the narrow planes of up to 16
+     * inputs a row), input rows with and without a column past the last window, odd and even heights */
+    for (uint32_t ow = 1; ow <= 40; ow++) {
+        const uint32_t w = 2 * ow + 1 + ow % 2, h = rand_range(3, 14);
+        const int nan_mode = ow % 3 == 0 ? POOL_NO_NAN : ow % 3 == 1 ? POOL_NAN_SPRINKLED : (int)rand_range(0, 8);
+        check_max_pool((an_pool_desc){rand_range(1, 2), rand_range(1, 4), h, w, 0, 0, 3, 2}, nan_mode);
+    }
+    /* a NaN at each tap of the window, on AlexNet's planes and on random ones */
+    static const uint32_t sizes[] = {55, 27, 13, 6, 3};
+    for (int tap = 0; tap < 9; tap++) {
+        const uint32_t s = sizes[tap % 5];
+        check_max_pool((an_pool_desc){1, 3, s, s, 0, 0, 3, 2}, tap);
+        check_max_pool((an_pool_desc){2, 2, rand_range(3, 20), rand_range(3, 70), 0, 0, 3, 2}, tap);
+    }
+    check_max_pool((an_pool_desc){2, 3, 55, 55, 0, 0, 3, 2}, POOL_NO_NAN);
+    check_max_pool((an_pool_desc){1, 4, 27, 27, 0, 0, 3, 2}, POOL_NAN_SPRINKLED);
+    check_max_pool((an_pool_desc){1, 2, 13, 13, 0, 0, 3, 2}, POOL_NO_NAN);
+    check_max_pool((an_pool_desc){3, 7, 13, 13, 0, 0, 3, 2}, POOL_NAN_SPRINKLED);
+    check_max_pool((an_pool_desc){1, 5, 55, 55, 0, 0, 3, 2}, POOL_NAN_SPRINKLED);
 }
 END_TEST
 
@@ -648,24 +732,44 @@ START_TEST(softmax_and_relu)
 END_TEST
 
 /* The portable ops of the backend (average pooling, dropout) through their drivers. */
+static void check_avg_pool(an_backend_context *context, an_pool_desc d, int specials)
+{
+    size_t planes = (size_t)d.batch * d.channels;
+    size_t in_n = planes * d.in_height * d.in_width, out_n = planes * d.out_height * d.out_width;
+    float *in = random_floats(in_n, 61 + d.in_width), *want = malloc(out_n * sizeof *want);
+    float *got = malloc(out_n * sizeof *got);
+    if (specials) /* -0.0 (the identity must still give +0.0, as 0.0f + -0.0f does), zeros, NaN, infinities */
+        for (size_t i = 0; i < in_n; i += 1 + rand_range(0, 5)) {
+            static const float special[] = {-0.0f, -0.0f, 0.0f, NAN, INFINITY, -INFINITY, -1e-40f};
+            in[i] = special[rand_range(0, sizeof special / sizeof special[0] - 1)];
+        }
+    an_ref_adaptive_avg_pool2d(&d, in, want);
+    an_buffer *ib = make_buffer(context, in, in_n), *ob = make_buffer(context, NULL, out_n);
+    ck_assert_int_eq(an_cpu_simd_backend.adaptive_avg_pool2d(context, &d, ib, ob), ALEXNET_OK);
+    ck_assert_int_eq(an_cpu_simd_backend.download(context, ob, got, out_n), ALEXNET_OK);
+    ck_assert_msg(memcmp(got, want, out_n * sizeof *got) == 0, "avg_pool %ux%u -> %ux%u x%zu: bits differ",
+                  d.in_height, d.in_width, d.out_height, d.out_width, planes);
+    an_cpu_simd_backend.buffer_destroy(context, ib);
+    an_cpu_simd_backend.buffer_destroy(context, ob);
+    free(in), free(want), free(got);
+}
+
 START_TEST(adaptive_avg_pool_and_dropout_drivers)
 {
     an_backend_context *context = make_context(3);
-    for (int trial = 0; trial < 20; trial++) {
-        an_pool_desc d = {rand_range(1, 3), rand_range(1, 9), rand_range(1, 14), rand_range(1, 14),
-                          rand_range(1, 7), rand_range(1, 7), 0, 0};
-        size_t planes = (size_t)d.batch * d.channels;
-        size_t in_n = planes * d.in_height * d.in_width, out_n = planes * d.out_height * d.out_width;
-        float *in = random_floats(in_n, 61), *want = malloc(out_n * sizeof *want), *got = malloc(out_n * sizeof *got);
-        an_ref_adaptive_avg_pool2d(&d, in, want);
-        an_buffer *ib = make_buffer(context, in, in_n), *ob = make_buffer(context, NULL, out_n);
-        ck_assert_int_eq(an_cpu_simd_backend.adaptive_avg_pool2d(context, &d, ib, ob), ALEXNET_OK);
-        ck_assert_int_eq(an_cpu_simd_backend.download(context, ob, got, out_n), ALEXNET_OK);
-        ck_assert(memcmp(got, want, out_n * sizeof *got) == 0);
-        an_cpu_simd_backend.buffer_destroy(context, ib);
-        an_cpu_simd_backend.buffer_destroy(context, ob);
-        free(in), free(want), free(got);
+    for (int trial = 0; trial < 20; trial++)
+        check_avg_pool(context,
+                       (an_pool_desc){rand_range(1, 3), rand_range(1, 9), rand_range(1, 14), rand_range(1, 14),
+                                      rand_range(1, 7), rand_range(1, 7), 0, 0},
+                       trial % 2);
+    /* the identity (every cell one input), AlexNet's 6x6 among them, and maps wider than the cached bounds */
+    for (int trial = 0; trial < 12; trial++) {
+        const uint32_t h = trial == 0 ? 6 : rand_range(1, 20), w = trial == 0 ? 6 : rand_range(1, 20);
+        check_avg_pool(context, (an_pool_desc){rand_range(1, 4), rand_range(1, 40), h, w, h, w, 0, 0}, trial % 3 != 2);
     }
+    check_avg_pool(context, (an_pool_desc){2, 256, 6, 6, 6, 6, 0, 0}, 1);
+    check_avg_pool(context, (an_pool_desc){1, 3, 5, 150, 3, 97, 0, 0}, 0);
+    check_avg_pool(context, (an_pool_desc){2, 2, 2, 64, 2, 130, 0, 0}, 1);
     enum { N = 100003 };
     float *in = random_floats(N, 71), *want = malloc(N * sizeof *want), *got = malloc(N * sizeof *got);
     an_ref_dropout(N, 0.3f, 99, in, want);
@@ -791,6 +895,7 @@ int main(void)
     emulated_avx512.gemm_indirect = an_emulated_gemm_12x32_indirect;
     emulated_avx512.im2col = an_emulated_im2col_avx512;
     emulated_avx512.fc = an_emulated_fc_4x3;
+    emulated_avx512.max_pool = an_emulated_maxpool_3x3s2;
     /* the AVX-512 dot tile has no emulated build: the AVX2 one keeps this program runnable without AVX-512
      * (the real one is tested by cpu_kernels_avx512 where the CPU has it) */
     emulated_avx512.dot_tile = an_cpu_kernels_avx2.dot_tile;

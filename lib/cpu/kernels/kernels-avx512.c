@@ -1,4 +1,5 @@
-/* The AVX-512 kernel table: its own GEMM, im2col, FC, dot-product tile and max-pool winner search, the AVX2 kernels for the rest. */
+/* The AVX-512 kernel table: its own GEMM, im2col, FC, dot-product tile, max pool and max-pool winner
+ * search, the AVX2 kernels for the rest. */
 #include "cpu/kernels/kernels-avx2.h"
 #include "cpu/kernels/kernels-avx512.h"
 
@@ -19,7 +20,7 @@ const an_cpu_kernels an_cpu_kernels_avx512 = {
     .wino_input = an_f32_wino2x2_input_avx2,
     .wino_output = an_f32_wino2x2_output_avx2,
     .fc = an_f32_fc_4x3_avx512,
-    .max_pool = an_f32_maxpool_3x3s2_avx2,
+    .max_pool = an_f32_maxpool_3x3s2_avx512,
     .lrn = an_f32_lrn_avx2,
     .softmax = an_f32_softmax_avx2,
     .relu = an_f32_relu_avx2,
