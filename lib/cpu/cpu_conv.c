@@ -10,9 +10,12 @@
  * that is because the copy is phase-split: each bordered row is stored as s phase rows, phase q holding
  * columns q, q + s, q + 2s, ..., so tap kx of a run reads phase row kx mod s from index kx / s on (an
  * im2col at stride s would otherwise gather, or shuffle every input row of every panel into phases again).
- * Then a panel whose NR pixels lie in one output row ("direct": most of conv1's, 55 pixels a row) is not
- * packed at all: its slot in the packed chunk holds K row addresses into the bordered image instead, and
- * the gemm_indirect microkernel reads the rows in place (the same chain of operations, so the same bits).
+ * Then a panel whose NR pixels lie in one output row ("direct": 24 of every 55 of conv1's at NR = 32) is
+ * not packed at all: its slot in the packed chunk holds K row addresses into the bordered image instead,
+ * and the gemm_indirect microkernel reads the rows in place (the same chain of operations, so the same
+ * bits). Where the table has gemm_indirect_split, a panel crossing into the next output row is read in
+ * place too: for every tap the second row's pixels sit at one fixed distance from the first's
+ * (stride x row_floats - out_width), so the same K addresses serve, with the lane where the row changes.
  * Packing is what conv1 cannot amortise: each packed float serves only 64 or 96 output channels (K = 363),
  * where conv2's serve 192 or 256, and it cost conv1 a fifth of its time.
  *
@@ -66,6 +69,9 @@ void an_conv_geometry_init(an_conv_geometry *g, const an_conv_desc *d, const an_
     g->padded_width = (size_t)d->in_width + 2 * (size_t)d->padding;
     g->phase_floats = d->stride > 1 ? an_div_up(g->padded_width, d->stride) : 0;
     g->row_floats = d->stride > 1 ? d->stride * g->phase_floats : g->padded_width;
+    /* a crossing panel must not reach a third row: NR <= out_width */
+    g->crossing_panels = kernels->gemm_indirect_split != NULL && g->phase_floats != 0 && d->out_width >= g->nr;
+    g->split_offset = (ptrdiff_t)(d->stride * g->row_floats) - (ptrdiff_t)d->out_width;
     /* lead slack, the bordered image, tail slack (what the im2col kernels may read around it) */
     g->padded_floats = an_round_up(AN_IM2COL_LEAD_FLOATS +
                                        (size_t)d->in_channels * g->padded_height * g->row_floats +
@@ -164,11 +170,20 @@ static const float *an_conv_border_image(const an_conv_desc *d, const an_conv_ge
     return bordered;
 }
 
-/* Whether panel jp is read in place (see the top): phase-split, and all NR pixels in one output row. */
-static int an_conv_panel_direct(const an_conv_desc *d, const an_conv_geometry *g, size_t jp)
+/* How panel jp is read (see the top): packed; in place, all NR pixels in one output row; in place, crossing
+ * into the next row after `split` pixels. */
+typedef enum an_panel_kind { AN_PANEL_PACKED, AN_PANEL_DIRECT, AN_PANEL_CROSSING } an_panel_kind;
+
+static an_panel_kind an_conv_panel_kind(const an_conv_desc *d, const an_conv_geometry *g, size_t jp, size_t *split)
 {
-    const size_t p0 = jp * g->nr;
-    return g->phase_floats != 0 && p0 + g->nr <= g->n && p0 % d->out_width + g->nr <= d->out_width;
+    const size_t p0 = jp * g->nr, ox = p0 % d->out_width;
+    *split = g->nr;
+    if (g->phase_floats == 0 || p0 + g->nr > g->n)
+        return AN_PANEL_PACKED;
+    if (ox + g->nr <= d->out_width)
+        return AN_PANEL_DIRECT;
+    *split = d->out_width - ox;
+    return g->crossing_panels ? AN_PANEL_CROSSING : AN_PANEL_PACKED;
 }
 
 /* One K x NR panel of im2col: pixels [jp * NR, jp * NR + NR) of group `group`, from the bordered image,
@@ -177,7 +192,8 @@ static int an_conv_panel_direct(const an_conv_desc *d, const an_conv_geometry *g
 static void an_conv_pack_panel(const an_cpu_kernels *kernels, const an_conv_desc *d, const an_conv_geometry *g,
                                const float *bordered, size_t group, size_t jp, float *dst)
 {
-    if (an_conv_panel_direct(d, g, jp)) {
+    size_t split;
+    if (an_conv_panel_kind(d, g, jp, &split) != AN_PANEL_PACKED) {
         const size_t s = d->stride, ks = d->kernel_size, channels = d->in_channels / d->groups;
         const size_t plane = g->padded_height * g->row_floats, p0 = jp * g->nr;
         const size_t oy = p0 / d->out_width, ox = p0 % d->out_width;
@@ -255,6 +271,7 @@ static void an_conv_gemm_block(const an_conv_job *job, size_t image, size_t grou
     const an_conv_geometry *g = &job->g;
     const an_gemm_ukernel_fn gemm = job->kernels->gemm;
     const an_gemm_indirect_fn indirect = job->kernels->gemm_indirect;
+    const an_gemm_indirect_split_fn crossing = job->kernels->gemm_indirect_split;
     const float *a_group = job->packed + group * g->m_panels * g->a_panel_floats;
     float *c_group = job->out + (image * job->desc->out_channels + group * g->m) * g->n;
     for (size_t jb = jp0; jb < jp1; jb += job->nc_panels) {
@@ -268,12 +285,19 @@ static void an_conv_gemm_block(const an_conv_job *job, size_t image, size_t grou
                 for (size_t jp = jb; jp < jb_end; jp++) {
                     const float *panel = b_group + (jp - chunk_begin) * g->b_panel_floats;
                     const size_t n = an_min(g->nr, g->n - jp * g->nr);
-                    if (an_conv_panel_direct(job->desc, g, jp)) {
+                    size_t split;
+                    const an_panel_kind kind = an_conv_panel_kind(job->desc, g, jp, &split);
+                    if (kind != AN_PANEL_PACKED) {
                         const float *const *rows = (const float *const *)(const void *)panel + pc;
                         for (size_t ip = ib; ip < ib_end; ip++) {
                             const float *a = a_group + ip * g->a_panel_floats;
-                            indirect(kc, a + g->mr + pc * g->mr, rows, a, c_group + ip * g->mr * g->n + jp * g->nr,
-                                     g->n, an_min(g->mr, g->m - ip * g->mr), n, flags);
+                            float *c = c_group + ip * g->mr * g->n + jp * g->nr;
+                            const size_t m = an_min(g->mr, g->m - ip * g->mr);
+                            if (kind == AN_PANEL_DIRECT)
+                                indirect(kc, a + g->mr + pc * g->mr, rows, a, c, g->n, m, n, flags);
+                            else
+                                crossing(kc, a + g->mr + pc * g->mr, rows, split, g->split_offset, a, c, g->n, m, n,
+                                         flags);
                         }
                         continue;
                     }
