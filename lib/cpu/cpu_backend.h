@@ -105,6 +105,15 @@ typedef struct an_conv_geometry {
     /* Strided convolutions keep the bordered image phase-split (kernels.h): each bordered row is stride
      * phase rows of phase_floats floats (0 at stride 1: plain rows). row_floats is a stored row's length. */
     size_t phase_floats, row_floats;
+    /* Phase-split panels crossing from output row oy into oy + 1 are read in place when the table has
+     * gemm_indirect_split: lane j of the second part reads split_offset floats past the first's address. */
+    int crossing_panels;
+    ptrdiff_t split_offset;
+    /* Stride-1 convolutions keep kernel_size shifted copies instead (kx_shifted): copy kx holds rows of
+     * out_width floats, row (c, y) = bordered row (c, y) from column kx on, so every tap's pixels are
+     * consecutive floats across output rows and no panel is packed (row_floats = out_width). */
+    int kx_shifted;
+    size_t layout_rows;     /* stored rows of row_floats: channels x padded_height (x kernel_size if shifted) */
     size_t padded_floats;   /* the image with its zero border, all channels */
     size_t chunk_panels;    /* im2col is packed this many N panels at a time (bounds the scratch) */
     size_t slot_floats;     /* scratch one image needs: padded image + one chunk of packed im2col */

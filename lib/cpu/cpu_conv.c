@@ -10,11 +10,19 @@
  * that is because the copy is phase-split: each bordered row is stored as s phase rows, phase q holding
  * columns q, q + s, q + 2s, ..., so tap kx of a run reads phase row kx mod s from index kx / s on (an
  * im2col at stride s would otherwise gather, or shuffle every input row of every panel into phases again).
- * Then a panel whose NR pixels lie in one output row ("direct": most of conv1's, 55 pixels a row) is not
- * packed at all: its slot in the packed chunk holds K row addresses into the bordered image instead, and
- * the gemm_indirect microkernel reads the rows in place (the same chain of operations, so the same bits).
+ * Then a panel whose NR pixels lie in one output row ("direct": 24 of every 55 of conv1's at NR = 32) is
+ * not packed at all: its slot in the packed chunk holds K row addresses into the bordered image instead,
+ * and the gemm_indirect microkernel reads the rows in place (the same chain of operations, so the same
+ * bits). Where the table has gemm_indirect_split, a panel crossing into the next output row is read in
+ * place too: for every tap the second row's pixels sit at one fixed distance from the first's
+ * (stride x row_floats - out_width), so the same K addresses serve, with the lane where the row changes.
  * Packing is what conv1 cannot amortise: each packed float serves only 64 or 96 output channels (K = 363),
  * where conv2's serve 192 or 256, and it cost conv1 a fifth of its time.
+ * At stride 1 (conv2's 5x5) the image is not bordered once but copied kernel_size times, copy kx shifted
+ * left by kx columns and cut to out_width columns a row: then tap (c, ky, kx) of pixel p = oy * out_width
+ * + ox is float c * plane + ky * out_width + p of copy kx, so every panel (the last, partial one too) is
+ * K row addresses read in place. The copies are 5 x the bordered image (1 MB for conv2), written once per
+ * image, where conv2's im2col is 25 x (4.7 MB) and was written and read again for every image.
  *
  * Cache blocking (an_conv_gemm_block): for each block of N panels whose kc x NC slice of B fits L2, for each
  * K block (kc, so that one kc x NR micro-panel of B stays in L1), for each block of M panels whose
@@ -61,14 +69,23 @@ void an_conv_geometry_init(an_conv_geometry *g, const an_conv_desc *d, const an_
     g->m_panels = an_div_up(g->m, g->mr);
     g->n_panels = an_div_up(g->n, g->nr);
     g->a_panel_floats = g->mr + g->k * g->mr;
-    g->b_panel_floats = an_round_up(g->k * g->nr, 16); /* keeps every panel 64-byte aligned */
+    g->kx_shifted = d->stride == 1;
+    /* a panel's slot: K x NR packed floats, or only its K row addresses when no panel is packed (every
+     * slot 64-byte aligned) */
+    g->b_panel_floats = an_round_up(g->kx_shifted ? an_div_up(g->k * sizeof(const float *), sizeof(float))
+                                                    : g->k * g->nr,
+                                    16);
     g->padded_height = (size_t)d->in_height + 2 * (size_t)d->padding;
     g->padded_width = (size_t)d->in_width + 2 * (size_t)d->padding;
     g->phase_floats = d->stride > 1 ? an_div_up(g->padded_width, d->stride) : 0;
-    g->row_floats = d->stride > 1 ? d->stride * g->phase_floats : g->padded_width;
+    g->row_floats = d->stride > 1 ? d->stride * g->phase_floats : d->out_width;
+    g->layout_rows = (size_t)d->in_channels * g->padded_height * (g->kx_shifted ? ks : 1);
+    /* a crossing panel must not reach a third row: NR <= out_width */
+    g->crossing_panels = kernels->gemm_indirect_split != NULL && g->phase_floats != 0 && d->out_width >= g->nr;
+    g->split_offset = (ptrdiff_t)(d->stride * g->row_floats) - (ptrdiff_t)d->out_width;
     /* lead slack, the bordered image, tail slack (what the im2col kernels may read around it) */
     g->padded_floats = an_round_up(AN_IM2COL_LEAD_FLOATS +
-                                       (size_t)d->in_channels * g->padded_height * g->row_floats +
+                                       g->layout_rows * g->row_floats +
                                        AN_IM2COL_TAIL_FLOATS,
                                    16);
     size_t chunk = AN_CONV_B_CHUNK_FLOATS / (g->groups * g->b_panel_floats);
@@ -112,17 +129,29 @@ static inline __attribute__((always_inline)) void an_conv_phase_scatter(float *r
         row[(x + pad) % s * pf + (x + pad) / s] = in[x];
 }
 
-/* Rows [row_begin, row_end) of the bordered image (row i: channel i / padded_height, bordered row
- * i % padded_height), each of row_floats: zeros above and below the image, the input row between its zero
- * columns, phase-split at stride > 1 (every stored float written: the phase rows' ends past the bordered
- * width are zero). */
+/* Row (c, y) of copy kx of the shifted layout: out_width floats, bordered columns kx, kx + 1, ...; the
+ * input row's columns x land at x + pad - kx, zeros around them. */
+static void an_conv_shifted_row(float *row, const float *in, size_t w, size_t pad, size_t kx, size_t ow)
+{
+    const size_t lead = pad > kx ? pad - kx : 0, skip = kx > pad ? kx - pad : 0; /* zeros / input columns cut */
+    const size_t copy = w > skip ? an_min(w - skip, ow - an_min(lead, ow)) : 0;
+    memset(row, 0, an_min(lead, ow) * sizeof *row);
+    memcpy(row + lead, in + skip, copy * sizeof *row);
+    if (lead + copy < ow)
+        memset(row + lead + copy, 0, (ow - lead - copy) * sizeof *row);
+}
+
+/* Rows [row_begin, row_end) of the image's layout (row i: copy kx = i / (channels x padded_height) when
+ * shifted, then channel and bordered row y), each of row_floats: zeros above and below the image, the input
+ * row between its zero columns, phase-split at stride > 1 (every stored float written: the phase rows' ends
+ * past the bordered width are zero), shifted at stride 1. */
 static void an_conv_border_rows(const an_conv_desc *d, const an_conv_geometry *g, const float *image,
                                 float *bordered, size_t row_begin, size_t row_end)
 {
     const size_t rf = g->row_floats, pad = d->padding, w = d->in_width, h = d->in_height, s = d->stride;
-    const size_t pf = g->phase_floats;
+    const size_t pf = g->phase_floats, copy_rows = (size_t)d->in_channels * g->padded_height;
     for (size_t i = row_begin; i < row_end; i++) {
-        const size_t c = i / g->padded_height, y = i % g->padded_height;
+        const size_t c = i % copy_rows / g->padded_height, y = i % g->padded_height;
         float *row = bordered + i * rf;
         if (y < pad || y >= pad + h) {
             memset(row, 0, rf * sizeof *row);
@@ -130,9 +159,7 @@ static void an_conv_border_rows(const an_conv_desc *d, const an_conv_geometry *g
         }
         const float *in = image + (c * h + (y - pad)) * w;
         if (pf == 0) {
-            memset(row, 0, pad * sizeof *row);
-            memcpy(row + pad, in, w * sizeof *row);
-            memset(row + pad + w, 0, pad * sizeof *row);
+            an_conv_shifted_row(row, in, w, pad, i / copy_rows, rf);
             continue;
         }
         /* phase q, index t: bordered column X = t * s + q, input column X - pad; zeros elsewhere */
@@ -146,11 +173,11 @@ static void an_conv_border_rows(const an_conv_desc *d, const an_conv_geometry *g
 
 /* The slack around the bordered image in `slot`: AN_IM2COL_LEAD_FLOATS before it, the tail after it (zeroed
  * too, so that nothing reads memory another thread is writing). Returns the bordered image's first float. */
-static float *an_conv_border_slack(const an_conv_desc *d, const an_conv_geometry *g, float *slot)
+static float *an_conv_border_slack(const an_conv_geometry *g, float *slot)
 {
     float *bordered = slot + AN_IM2COL_LEAD_FLOATS;
     memset(slot, 0, AN_IM2COL_LEAD_FLOATS * sizeof *slot);
-    float *tail = bordered + (size_t)d->in_channels * g->padded_height * g->row_floats;
+    float *tail = bordered + g->layout_rows * g->row_floats;
     memset(tail, 0, (size_t)(slot + g->padded_floats - tail) * sizeof *tail);
     return bordered;
 }
@@ -159,16 +186,27 @@ static float *an_conv_border_slack(const an_conv_desc *d, const an_conv_geometry
 static const float *an_conv_border_image(const an_conv_desc *d, const an_conv_geometry *g, const float *image,
                                          float *slot)
 {
-    float *bordered = an_conv_border_slack(d, g, slot);
-    an_conv_border_rows(d, g, image, bordered, 0, (size_t)d->in_channels * g->padded_height);
+    float *bordered = an_conv_border_slack(g, slot);
+    an_conv_border_rows(d, g, image, bordered, 0, g->layout_rows);
     return bordered;
 }
 
-/* Whether panel jp is read in place (see the top): phase-split, and all NR pixels in one output row. */
-static int an_conv_panel_direct(const an_conv_desc *d, const an_conv_geometry *g, size_t jp)
+/* How panel jp is read (see the top): packed; in place, all NR pixels in one output row; in place, crossing
+ * into the next row after `split` pixels. */
+typedef enum an_panel_kind { AN_PANEL_PACKED, AN_PANEL_DIRECT, AN_PANEL_CROSSING } an_panel_kind;
+
+static an_panel_kind an_conv_panel_kind(const an_conv_desc *d, const an_conv_geometry *g, size_t jp, size_t *split)
 {
-    const size_t p0 = jp * g->nr;
-    return g->phase_floats != 0 && p0 + g->nr <= g->n && p0 % d->out_width + g->nr <= d->out_width;
+    const size_t p0 = jp * g->nr, ox = p0 % d->out_width;
+    *split = g->nr;
+    if (g->kx_shifted)
+        return AN_PANEL_DIRECT;
+    if (g->phase_floats == 0 || p0 + g->nr > g->n)
+        return AN_PANEL_PACKED;
+    if (ox + g->nr <= d->out_width)
+        return AN_PANEL_DIRECT;
+    *split = d->out_width - ox;
+    return g->crossing_panels ? AN_PANEL_CROSSING : AN_PANEL_PACKED;
 }
 
 /* One K x NR panel of im2col: pixels [jp * NR, jp * NR + NR) of group `group`, from the bordered image,
@@ -177,7 +215,19 @@ static int an_conv_panel_direct(const an_conv_desc *d, const an_conv_geometry *g
 static void an_conv_pack_panel(const an_cpu_kernels *kernels, const an_conv_desc *d, const an_conv_geometry *g,
                                const float *bordered, size_t group, size_t jp, float *dst)
 {
-    if (an_conv_panel_direct(d, g, jp)) {
+    size_t split;
+    if (g->kx_shifted) { /* tap (c, ky, kx): copy kx, channel c, from row ky on, at the panel's first pixel */
+        const size_t ks = d->kernel_size, channels = d->in_channels / d->groups;
+        const size_t plane = g->padded_height * g->row_floats, copy = (size_t)d->in_channels * plane;
+        const float *start = bordered + group * channels * plane + jp * g->nr;
+        const float **rows = (const float **)(void *)dst;
+        for (size_t c = 0; c < channels; c++)
+            for (size_t ky = 0; ky < ks; ky++)
+                for (size_t kx = 0; kx < ks; kx++)
+                    *rows++ = start + kx * copy + c * plane + ky * g->row_floats;
+        return;
+    }
+    if (an_conv_panel_kind(d, g, jp, &split) != AN_PANEL_PACKED) {
         const size_t s = d->stride, ks = d->kernel_size, channels = d->in_channels / d->groups;
         const size_t plane = g->padded_height * g->row_floats, p0 = jp * g->nr;
         const size_t oy = p0 / d->out_width, ox = p0 % d->out_width;
@@ -255,6 +305,7 @@ static void an_conv_gemm_block(const an_conv_job *job, size_t image, size_t grou
     const an_conv_geometry *g = &job->g;
     const an_gemm_ukernel_fn gemm = job->kernels->gemm;
     const an_gemm_indirect_fn indirect = job->kernels->gemm_indirect;
+    const an_gemm_indirect_split_fn crossing = job->kernels->gemm_indirect_split;
     const float *a_group = job->packed + group * g->m_panels * g->a_panel_floats;
     float *c_group = job->out + (image * job->desc->out_channels + group * g->m) * g->n;
     for (size_t jb = jp0; jb < jp1; jb += job->nc_panels) {
@@ -268,12 +319,19 @@ static void an_conv_gemm_block(const an_conv_job *job, size_t image, size_t grou
                 for (size_t jp = jb; jp < jb_end; jp++) {
                     const float *panel = b_group + (jp - chunk_begin) * g->b_panel_floats;
                     const size_t n = an_min(g->nr, g->n - jp * g->nr);
-                    if (an_conv_panel_direct(job->desc, g, jp)) {
+                    size_t split;
+                    const an_panel_kind kind = an_conv_panel_kind(job->desc, g, jp, &split);
+                    if (kind != AN_PANEL_PACKED) {
                         const float *const *rows = (const float *const *)(const void *)panel + pc;
                         for (size_t ip = ib; ip < ib_end; ip++) {
                             const float *a = a_group + ip * g->a_panel_floats;
-                            indirect(kc, a + g->mr + pc * g->mr, rows, a, c_group + ip * g->mr * g->n + jp * g->nr,
-                                     g->n, an_min(g->mr, g->m - ip * g->mr), n, flags);
+                            float *c = c_group + ip * g->mr * g->n + jp * g->nr;
+                            const size_t m = an_min(g->mr, g->m - ip * g->mr);
+                            if (kind == AN_PANEL_DIRECT)
+                                indirect(kc, a + g->mr + pc * g->mr, rows, a, c, g->n, m, n, flags);
+                            else
+                                crossing(kc, a + g->mr + pc * g->mr, rows, split, g->split_offset, a, c, g->n, m, n,
+                                         flags);
                         }
                         continue;
                     }
@@ -327,7 +385,7 @@ static void an_conv_image_task(void *context, size_t slot_index)
 static void an_conv_border_task(void *context, size_t index)
 {
     an_conv_job *job = context;
-    const size_t rows = (size_t)job->desc->in_channels * job->g.padded_height, begin = index * job->border_rows;
+    const size_t rows = job->g.layout_rows, begin = index * job->border_rows;
     an_conv_border_rows(job->desc, &job->g, an_conv_image_input(job, job->image), job->bordering, begin,
                         an_min(begin + job->border_rows, rows));
 }
@@ -396,9 +454,9 @@ static void an_conv_tile_mode(an_backend_context *context, an_conv_job *job, siz
     const an_conv_geometry *g = &job->g;
     job->image = image;
     /* bordered by the pool too: at batch 1 a serial copy (conv1's is phase-split) would idle the others */
-    job->bordering = an_conv_border_slack(job->desc, g, job->scratch);
+    job->bordering = an_conv_border_slack(g, job->scratch);
     job->padded = job->bordering;
-    const size_t rows = (size_t)job->desc->in_channels * g->padded_height;
+    const size_t rows = g->layout_rows;
     job->border_rows = an_div_up(rows, AN_CONV_TILES_PER_THREAD * context->slot_count);
     an_threadpool_run(context->pool, an_conv_border_task, job, an_div_up(rows, job->border_rows));
     for (size_t begin = 0; begin < g->n_panels; begin += g->chunk_panels) {

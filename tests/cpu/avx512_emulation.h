@@ -41,6 +41,16 @@ static inline emu_m512 emu_mm512_maskz_loadu_ps(__mmask16 mask, const void *p)
     return v;
 }
 
+static inline emu_m512 emu_mm512_mask_loadu_ps(emu_m512 src, __mmask16 mask, const void *p)
+{
+    emu_m512 v = src;
+    const float *f = p;
+    for (int i = 0; i < 16; i++)
+        if ((mask >> i) & 1)
+            v.f[i] = f[i]; /* masked-off lanes keep src and are not read */
+    return v;
+}
+
 static inline emu_m512 emu_mm512_or_ps(emu_m512 a, emu_m512 b)
 {
     emu_m512 v;
@@ -216,6 +226,8 @@ static inline emu_m512 emu_mm512_mask_mov_ps(emu_m512 src, __mmask16 mask, emu_m
 #define _mm512_loadu_ps emu_mm512_loadu_ps
 #undef _mm512_maskz_loadu_ps
 #define _mm512_maskz_loadu_ps emu_mm512_maskz_loadu_ps
+#undef _mm512_mask_loadu_ps
+#define _mm512_mask_loadu_ps emu_mm512_mask_loadu_ps
 #undef _mm512_or_ps
 #define _mm512_or_ps emu_mm512_or_ps
 #undef _mm512_storeu_ps

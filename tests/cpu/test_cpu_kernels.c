@@ -41,6 +41,9 @@ void an_emulated_gemm_12x32(size_t kc, const float *a, const float *b, const flo
                             size_t m, size_t n, uint32_t flags);
 void an_emulated_gemm_12x32_indirect(size_t kc, const float *a, const float *const *b_rows, const float *bias,
                                      float *c, size_t ldc, size_t m, size_t n, uint32_t flags);
+void an_emulated_gemm_12x32_indirect_split(size_t kc, const float *a, const float *const *b_rows, size_t split,
+                                           ptrdiff_t split_offset, const float *bias, float *c, size_t ldc, size_t m,
+                                           size_t n, uint32_t flags);
 void an_emulated_im2col_avx512(const an_im2col_panel *panel, size_t nr, float *dst);
 void an_emulated_fc_4x3(const an_fc_desc *desc, const float *in, const float *weight, const float *bias, float *out,
                         size_t row_begin, size_t row_end);
@@ -240,6 +243,59 @@ START_TEST(gemm_indirect_matches_packed_gemm)
 }
 END_TEST
 
+START_TEST(gemm_indirect_split_matches_packed_gemm)
+{
+    if (kernels->gemm_indirect_split == NULL) {
+        printf("gemm_indirect_split: not in the %s table (crossing panels are packed)\n", kernels->description);
+        return;
+    }
+    const size_t mr = kernels->gemm_mr, nr = kernels->gemm_nr;
+    for (int trial = 0; trial < 300; trial++) {
+        size_t kc = rand_range(0, 400), m = rand_range(1, (uint32_t)mr), n = rand_range(1, (uint32_t)nr);
+        size_t split = rand_range(0, (uint32_t)nr), ldc = n + rand_range(0, 5);
+        uint32_t flags = rand_range(0, 3);
+        float *a = random_floats(kc * mr + 1, 510 + (uint64_t)trial), *bias = random_floats(mr, 520 + (uint64_t)trial);
+        float *b = NULL;
+        ck_assert_int_eq(posix_memalign((void **)&b, 64, (kc * nr + 16) * sizeof *b), 0);
+        test_fill_input(b, kc * nr, 530 + (uint64_t)trial);
+        for (size_t k = 0; k < kc; k++) /* the packed panel has zeros past n, as the driver packs it */
+            for (size_t j = n; j < nr; j++)
+                b[k * nr + j] = 0.0f;
+        /* row k's first `split` columns at rows[k], the rest `offset` floats further (either direction):
+         * NaN everywhere else, so a stray read of an unnamed float shows up in C */
+        const size_t pitch = nr + 8 + rand_range(0, 9), region = kc * pitch + 2 * nr + 16; /* rows start 0..7 in */
+        const size_t distance = region + rand_range(0, 7); /* the two parts never overlap */
+        const ptrdiff_t offset = trial % 2 ? (ptrdiff_t)distance : -(ptrdiff_t)distance;
+        float *space = malloc((2 * region + 64) * sizeof *space);
+        for (size_t i = 0; i < 2 * region + 64; i++)
+            space[i] = NAN;
+        float *first = space + 16 + (offset < 0 ? region + 16 : 0);
+        const float **rows = malloc((kc + 1) * sizeof *rows);
+        for (size_t k = 0; k < kc; k++) {
+            float *row = first + (kc - 1 - k) * pitch + (k * 5 + (size_t)trial) % 8;
+            for (size_t j = 0; j < nr; j++) {
+                float v = j < n ? b[k * nr + j] : 0.0f;
+                if (j < split)
+                    row[j] = v;
+                else
+                    row[(ptrdiff_t)j + offset] = v;
+            }
+            rows[k] = row;
+        }
+        size_t c_count = mr * ldc + nr;
+        float *c = random_floats(c_count, 550 + (uint64_t)trial), *want = malloc(c_count * sizeof *want);
+        memcpy(want, c, c_count * sizeof *c);
+        kernels->gemm(kc, a, b, bias, want, ldc, m, n, flags);
+        kernels->gemm_indirect_split(kc, a, rows, split, offset, bias, c, ldc, m, n, flags);
+        for (size_t i = 0; i < c_count; i++)
+            ck_assert_msg(memcmp(&c[i], &want[i], sizeof c[i]) == 0,
+                          "gemm_indirect_split kc %zu m %zu n %zu split %zu flags %u at %zu: %.9g vs %.9g", kc, m,
+                          n, split, flags, i, (double)c[i], (double)want[i]);
+        free(a), free(bias), free(b), free(space), free(rows), free(c), free(want);
+    }
+}
+END_TEST
+
 /* ---- im2col panels, every NR the SIMD sets use, against the portable packer (copies are exact) ---- */
 
 START_TEST(im2col_panels_match_portable_packer)
@@ -402,6 +458,19 @@ static void check_conv(an_conv_desc d, uint32_t threads)
     snprintf(what, sizeof what, "conv n%u c%u %ux%u -> %u k%u s%u p%u g%u relu%d threads %u", d.batch, d.in_channels,
              d.in_height, d.in_width, d.out_channels, d.kernel_size, d.stride, d.padding, d.groups, d.relu, threads);
     assert_close(got, want, scale, out_n, 1e-5, what);
+    /* row-crossing panels read in place give the bits of packing them */
+    if (kernels->gemm_indirect_split != NULL) {
+        an_cpu_kernels packing = *kernels;
+        packing.gemm_indirect_split = NULL;
+        context->kernels = &packing;
+        float *packed_got = malloc(out_n * sizeof *packed_got);
+        ck_assert_int_eq(an_cpu_simd_backend.conv2d(context, &d, in_buffer, weights, out_buffer), ALEXNET_OK);
+        ck_assert_int_eq(an_cpu_simd_backend.download(context, out_buffer, packed_got, out_n), ALEXNET_OK);
+        ck_assert_msg(memcmp(packed_got, got, out_n * sizeof *got) == 0,
+                      "crossing panels in place differ from packing them (%s)", what);
+        context->kernels = kernels;
+        free(packed_got);
+    }
     /* a smaller batch than prepared runs without preparing again */
     if (d.batch > 1) {
         an_conv_desc one = d;
@@ -893,6 +962,7 @@ int main(void)
     emulated_avx512 = an_cpu_kernels_avx512;
     emulated_avx512.gemm = an_emulated_gemm_12x32;
     emulated_avx512.gemm_indirect = an_emulated_gemm_12x32_indirect;
+    emulated_avx512.gemm_indirect_split = an_emulated_gemm_12x32_indirect_split;
     emulated_avx512.im2col = an_emulated_im2col_avx512;
     emulated_avx512.fc = an_emulated_fc_4x3;
     emulated_avx512.max_pool = an_emulated_maxpool_3x3s2;
@@ -909,6 +979,7 @@ int main(void)
     tcase_add_test(tc, gemm_microkernel_tiles_flags_and_guards);
     tcase_add_test(tc, gemm_microkernel_relu_keeps_nan_and_negative_zero);
     tcase_add_test(tc, gemm_indirect_matches_packed_gemm);
+    tcase_add_test(tc, gemm_indirect_split_matches_packed_gemm);
     tcase_add_test(tc, gemm_short_tiles_have_the_full_tiles_bits);
     tcase_add_test(tc, im2col_panels_match_portable_packer);
     tcase_add_test(tc, winograd_transforms_match_portable_ones);

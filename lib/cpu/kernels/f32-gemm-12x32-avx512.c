@@ -12,9 +12,13 @@
  * hardware prefetcher alone left the Winograd GEMMs of conv4/conv5 at ~55% of peak on Zen 5 (~80% with
  * it). Prefetching past the end of A is harmless (prefetches do not fault).
  *
- * The indirect variant reads B row k with two unaligned loads from b_rows[k] instead; both come from one
- * body. Its name is pasted onto the packed kernel's, so that the emulated build of this file (tests/cpu,
- * which renames the packed kernel with -D) renames it too. */
+ * The indirect variant reads B row k with two unaligned loads from b_rows[k] instead; the split variant
+ * (a panel whose 32 pixels cross from one output row into the next) merges two masked loads per half,
+ * lanes below `split` from b_rows[k] and the rest from b_rows[k] + split_offset: 4 loads per step instead
+ * of 2, still fewer than the 12 FMA cycles of a step need, and no packing (conv1 spent ~15% of its time
+ * packing those panels). All three come from one body, so the chain of operations, and the bits, are the
+ * packed kernel's. Their names are pasted onto the packed kernel's, so that the emulated build of this
+ * file (tests/cpu, which renames the packed kernel with -D) renames them too. */
 #include <immintrin.h>
 
 #include "cpu/kernels/kernels-avx512.h"
@@ -27,12 +31,19 @@
 #define AN_PASTE_(a, b) a##b
 #define AN_PASTE(a, b) AN_PASTE_(a, b)
 
-/* b_rows == NULL: the packed panel b; else row k at b_rows[k] (the branch folds away in each caller).
+/* b_rows == NULL: the packed panel b; else row k at b_rows[k], columns from `split` on at
+ * b_rows[k] + split_offset when `crossing` (the branches fold away in each caller).
  * Only the first `rows` (a constant: 4, 8 or 12) rows of the tile are computed; m <= rows. */
 static AN_ALWAYS_INLINE void an_gemm_rows_x32(const size_t rows, size_t kc, const float *a, const float *b,
-                                             const float *const *b_rows, const float *bias, float *c, size_t ldc,
+                                             const float *const *b_rows, const int crossing, size_t split,
+                                             ptrdiff_t split_offset, const float *bias, float *c, size_t ldc,
                                              size_t m, size_t n, uint32_t flags)
 {
+    /* lanes of each half read from the first row (the rest from the second): split 0 .. 32 */
+    const __mmask16 first_lo = split >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << split) - 1u);
+    const __mmask16 first_hi = split >= 32 ? (__mmask16)0xFFFF
+                               : split > 16 ? (__mmask16)((1u << (split - 16)) - 1u)
+                                            : (__mmask16)0;
     const __mmask16 mask_lo = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
     const __mmask16 mask_hi = n >= 32 ? (__mmask16)0xFFFF : n > 16 ? (__mmask16)((1u << (n - 16)) - 1u) : 0;
     __m512 acc[MR][2];
@@ -49,7 +60,11 @@ static AN_ALWAYS_INLINE void an_gemm_rows_x32(const size_t rows, size_t kc, cons
 
     for (size_t k = 0; k < kc; k++) {
         __m512 b0, b1;
-        if (b_rows != NULL) {
+        if (b_rows != NULL && crossing) {
+            const float *row = b_rows[k], *next = row + split_offset;
+            b0 = _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(first_lo, row), (__mmask16)~first_lo, next);
+            b1 = _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(first_hi, row + 16), (__mmask16)~first_hi, next + 16);
+        } else if (b_rows != NULL) {
             b0 = _mm512_loadu_ps(b_rows[k]);
             b1 = _mm512_loadu_ps(b_rows[k] + 16);
         } else {
@@ -88,26 +103,34 @@ static AN_ALWAYS_INLINE void an_gemm_rows_x32(const size_t rows, size_t kc, cons
 /* A short panel (the last of M = 64, 256, 128, ...) computes only 4 or 8 rows: the stored rows' chains are
  * the same, and 4 x 32 still has 8 independent FMA chains, enough for 2 pipes of 4-cycle latency. */
 static AN_ALWAYS_INLINE void an_gemm_12x32(size_t kc, const float *a, const float *b, const float *const *b_rows,
+                                          const int crossing, size_t split, ptrdiff_t split_offset,
                                           const float *bias, float *c, size_t ldc, size_t m, size_t n,
                                           uint32_t flags)
 {
     if (m <= 4)
-        an_gemm_rows_x32(4, kc, a, b, b_rows, bias, c, ldc, m, n, flags);
+        an_gemm_rows_x32(4, kc, a, b, b_rows, crossing, split, split_offset, bias, c, ldc, m, n, flags);
     else if (m <= 8)
-        an_gemm_rows_x32(8, kc, a, b, b_rows, bias, c, ldc, m, n, flags);
+        an_gemm_rows_x32(8, kc, a, b, b_rows, crossing, split, split_offset, bias, c, ldc, m, n, flags);
     else
-        an_gemm_rows_x32(MR, kc, a, b, b_rows, bias, c, ldc, m, n, flags);
+        an_gemm_rows_x32(MR, kc, a, b, b_rows, crossing, split, split_offset, bias, c, ldc, m, n, flags);
 }
 
 void an_f32_gemm_12x32_avx512(size_t kc, const float *a, const float *b, const float *bias, float *c, size_t ldc,
                               size_t m, size_t n, uint32_t flags)
 {
-    an_gemm_12x32(kc, a, b, NULL, bias, c, ldc, m, n, flags);
+    an_gemm_12x32(kc, a, b, NULL, 0, NR, 0, bias, c, ldc, m, n, flags);
 }
 
 void AN_PASTE(an_f32_gemm_12x32_avx512, _indirect)(size_t kc, const float *a, const float *const *b_rows,
                                                    const float *bias, float *c, size_t ldc, size_t m, size_t n,
                                                    uint32_t flags)
 {
-    an_gemm_12x32(kc, a, NULL, b_rows, bias, c, ldc, m, n, flags);
+    an_gemm_12x32(kc, a, NULL, b_rows, 0, NR, 0, bias, c, ldc, m, n, flags);
+}
+
+void AN_PASTE(an_f32_gemm_12x32_avx512, _indirect_split)(size_t kc, const float *a, const float *const *b_rows,
+                                                         size_t split, ptrdiff_t split_offset, const float *bias,
+                                                         float *c, size_t ldc, size_t m, size_t n, uint32_t flags)
+{
+    an_gemm_12x32(kc, a, NULL, b_rows, 1, split, split_offset, bias, c, ldc, m, n, flags);
 }

@@ -1,5 +1,5 @@
-/* The AVX-512 kernel table: its own GEMM, im2col, FC, dot-product tile, max pool and max-pool winner
- * search, the AVX2 kernels for the rest. */
+/* The AVX-512 kernel table: its own GEMM (packed, indirect and row-crossing indirect), im2col, FC,
+ * dot-product tile, max pool and max-pool winner search, the AVX2 kernels for the rest. */
 #include "cpu/kernels/kernels-avx2.h"
 #include "cpu/kernels/kernels-avx512.h"
 
@@ -26,4 +26,5 @@ const an_cpu_kernels an_cpu_kernels_avx512 = {
     .relu = an_f32_relu_avx2,
     .dot_tile = an_f32_dot_4x4_avx512,
     .max_pool_argmax_s2 = an_f32_maxpool_argmax_s2_avx512,
+    .gemm_indirect_split = an_f32_gemm_12x32_avx512_indirect_split,
 };

@@ -10,6 +10,9 @@ void an_f32_gemm_12x32_avx512(size_t kc, const float *a, const float *b, const f
                               size_t m, size_t n, uint32_t flags);
 void an_f32_gemm_12x32_avx512_indirect(size_t kc, const float *a, const float *const *b_rows, const float *bias,
                                        float *c, size_t ldc, size_t m, size_t n, uint32_t flags);
+void an_f32_gemm_12x32_avx512_indirect_split(size_t kc, const float *a, const float *const *b_rows, size_t split,
+                                             ptrdiff_t split_offset, const float *bias, float *c, size_t ldc,
+                                             size_t m, size_t n, uint32_t flags);
 void an_f32_im2col_avx512(const an_im2col_panel *panel, size_t nr, float *dst);
 void an_f32_fc_4x3_avx512(const an_fc_desc *desc, const float *in, const float *weight, const float *bias,
                           float *out, size_t row_begin, size_t row_end);

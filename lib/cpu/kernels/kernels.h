@@ -15,7 +15,8 @@
  *   softmax     one row;
  *   relu        elementwise;
  *   dot_tile    a 4 x 4 tile of dot products along rows (the conv weight gradient of the training ops);
- *   max_pool_argmax_s2  optional: where each stride-2 max-pool window's maximum came from (max pool backward).
+ *   max_pool_argmax_s2  optional: where each stride-2 max-pool window's maximum came from (max pool backward);
+ *   gemm_indirect_split  optional: gemm_indirect for a panel whose pixels cross into the next output row.
  *
  * Layouts the portable driver produces for gemm (MR = gemm_mr, NR = gemm_nr):
  *   packed weights, per group and per panel of MR output channels: MR biases, then K x MR weights with
@@ -54,6 +55,14 @@ typedef void (*an_gemm_ukernel_fn)(size_t kc, const float *a, const float *b, co
  * tap: those need no packing, only K row addresses. */
 typedef void (*an_gemm_indirect_fn)(size_t kc, const float *a, const float *const *b_rows, const float *bias,
                                     float *c, size_t ldc, size_t m, size_t n, uint32_t flags);
+
+/* gemm_indirect for a panel whose NR pixels run from one output row into the next: column j of B row k is
+ * b_rows[k][j] for j < split and b_rows[k][j + split_offset] for j >= split (0 <= split <= NR). Only the
+ * columns each part names are read. Same chain of operations as gemm, so the same bits as on a packed copy.
+ * Optional: NULL in a table means the driver packs such panels. */
+typedef void (*an_gemm_indirect_split_fn)(size_t kc, const float *a, const float *const *b_rows, size_t split,
+                                          ptrdiff_t split_offset, const float *bias, float *c, size_t ldc,
+                                          size_t m, size_t n, uint32_t flags);
 
 /* One panel of im2col as the portable driver describes it: NR output pixels, split into runs of consecutive
  * pixels of one output row. With phase_floats == 0, tap (c, ky, kx) of the pixel at column run_column[r] + t
@@ -180,6 +189,7 @@ typedef struct an_cpu_kernels {
     an_relu_fn relu;
     an_dot_tile_fn dot_tile;
     an_max_pool_argmax_fn max_pool_argmax_s2; /* may be NULL */
+    an_gemm_indirect_split_fn gemm_indirect_split; /* may be NULL */
 } an_cpu_kernels;
 
 /* Each is defined only where the build compiled the set (AN_HAVE_*_KERNELS = 1); the scalar set always is.
