@@ -47,6 +47,16 @@ static AN_ALWAYS_INLINE void an_gemm_rows_x32(const size_t rows, size_t kc, cons
     const __mmask16 mask_lo = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
     const __mmask16 mask_hi = n >= 32 ? (__mmask16)0xFFFF : n > 16 ? (__mmask16)((1u << (n - 16)) - 1u) : 0;
     __m512 acc[MR][2];
+    /* the tile's C lines are fetched for writing now, while the K loop runs: at batch 64 conv1's output
+     * (50 MB) lives in DRAM, and each first store to a line otherwise waits for it at the end */
+#pragma GCC unroll 12
+    for (size_t r = 0; r < rows; r++) {
+        if (r < m) {
+            __builtin_prefetch(c + r * ldc, 1, 3);
+            __builtin_prefetch(c + r * ldc + n / 2, 1, 3); /* 32 unaligned floats span up to 3 lines */
+            __builtin_prefetch(c + r * ldc + n - 1, 1, 3);
+        }
+    }
 #pragma GCC unroll 12
     for (size_t r = 0; r < rows; r++) {
         if (flags & AN_GEMM_ACCUMULATE) {
