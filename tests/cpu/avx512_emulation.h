@@ -66,6 +66,13 @@ static inline emu_m512 emu_mm512_or_ps(emu_m512 a, emu_m512 b)
 
 static inline void emu_mm512_storeu_ps(void *p, emu_m512 v) { memcpy(p, v.f, sizeof v.f); }
 
+static inline void emu_mm512_store_ps(void *p, emu_m512 v)
+{
+    if (((uintptr_t)p & 63) != 0) /* as emu_mm512_load_ps */
+        __builtin_trap();
+    emu_mm512_storeu_ps(p, v);
+}
+
 static inline void emu_mm512_mask_storeu_ps(void *p, __mmask16 mask, emu_m512 v)
 {
     float *f = p;
@@ -230,6 +237,8 @@ static inline emu_m512 emu_mm512_mask_mov_ps(emu_m512 src, __mmask16 mask, emu_m
 #define _mm512_mask_loadu_ps emu_mm512_mask_loadu_ps
 #undef _mm512_or_ps
 #define _mm512_or_ps emu_mm512_or_ps
+#undef _mm512_store_ps
+#define _mm512_store_ps emu_mm512_store_ps
 #undef _mm512_storeu_ps
 #define _mm512_storeu_ps emu_mm512_storeu_ps
 #undef _mm512_mask_storeu_ps

@@ -45,7 +45,7 @@ void an_emulated_gemm_12x32_indirect_split(size_t kc, const float *a, const floa
                                            ptrdiff_t split_offset, const float *bias, float *c, size_t ldc, size_t m,
                                            size_t n, uint32_t flags);
 void an_emulated_im2col_avx512(const an_im2col_panel *panel, size_t nr, float *dst);
-void an_emulated_fc_4x3(const an_fc_desc *desc, const float *in, const float *weight, const float *bias, float *out,
+void an_emulated_fc_8x3(const an_fc_desc *desc, const float *in, const float *weight, const float *bias, float *out,
                         size_t row_begin, size_t row_end);
 void an_emulated_maxpool_3x3s2(const an_pool_desc *desc, const float *in, float *out, size_t plane_begin,
                                size_t plane_end);
@@ -547,10 +547,11 @@ END_TEST
 
 /* ---- fully connected ---- */
 
-START_TEST(fc_random_shapes_and_row_splits)
+/* kernels->fc on d (random data) against the reference, then the bits of random row splits and of each
+ * image alone against the whole batch's. */
+static void fc_check_shape(an_fc_desc d)
 {
-    for (int trial = 0; trial < 60; trial++) {
-        an_fc_desc d = {rand_range(1, 5), rand_range(1, 700), rand_range(1, 70), (int)rand_range(0, 1)};
+    {
         size_t in_n = (size_t)d.batch * d.in_features, w_n = (size_t)d.in_features * d.out_features;
         size_t out_n = (size_t)d.batch * d.out_features;
         float *in = random_floats(in_n, 11), *w = random_floats(w_n, 12), *b = random_floats(d.out_features, 13);
@@ -587,6 +588,15 @@ START_TEST(fc_random_shapes_and_row_splits)
         }
         free(in), free(w), free(b), free(want), free(got), free(split), free(scale);
     }
+}
+
+START_TEST(fc_random_shapes_and_row_splits)
+{
+    for (int trial = 0; trial < 60; trial++)
+        fc_check_shape((an_fc_desc){rand_range(1, 5), rand_range(1, 700), rand_range(1, 70), (int)rand_range(0, 1)});
+    /* batches and K past the AVX-512 kernel's image groups and K blocks (partial sums carried in memory) */
+    for (int trial = 0; trial < 4; trial++)
+        fc_check_shape((an_fc_desc){rand_range(20, 70), rand_range(1000, 3100), rand_range(1, 20), (int)rand_range(0, 1)});
 }
 END_TEST
 
@@ -964,7 +974,7 @@ int main(void)
     emulated_avx512.gemm_indirect = an_emulated_gemm_12x32_indirect;
     emulated_avx512.gemm_indirect_split = an_emulated_gemm_12x32_indirect_split;
     emulated_avx512.im2col = an_emulated_im2col_avx512;
-    emulated_avx512.fc = an_emulated_fc_4x3;
+    emulated_avx512.fc = an_emulated_fc_8x3;
     emulated_avx512.max_pool = an_emulated_maxpool_3x3s2;
     /* the AVX-512 dot tile has no emulated build: the AVX2 one keeps this program runnable without AVX-512
      * (the real one is tested by cpu_kernels_avx512 where the CPU has it) */
