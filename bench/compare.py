@@ -23,7 +23,8 @@ before the median of ratios is taken.
 Frameworks: PyTorch is Debian's (--torch-python, default /usr/bin/python3); ONNX Runtime is pip's, in a
 virtual environment created on first use (--ort-venv, default ~/.cache/alexnet-bench-venv, made with
 --system-site-packages so Debian's numpy and torch stay visible); if pip cannot install it, OpenCV's dnn
-module from Debian's python3-opencv is used instead, and the report says so. The ONNX model is exported
+module from Debian's python3-opencv is used instead, and the report says so; where both are available,
+OpenCV dnn runs as a second anchor beside ONNX Runtime (--no-opencv leaves it out). The ONNX model is exported
 with torch.onnx.export from Debian's torch. Only the Python standard library is used in this file.
 """
 import argparse
@@ -289,9 +290,16 @@ def run_compare(args, tmp):
     lib = Lib(args, tmp)
     ort_python, ort_kind, ort_note = ensure_ort(args)
     torch_versions = framework_versions(args.torch_python) or {}
-    systems = ["libalexnet", "pytorch", "pytorch-tuned"] + (["onnx"] if ort_python else [])
+    # OpenCV dnn as a second anchor beside ONNX Runtime (the issue names either) where Debian's is installed
+    opencv_version = None
+    if ort_kind == "ort" and args.opencv:
+        opencv_version = (framework_versions(args.torch_python) or {}).get("cv2")
+    systems = ["libalexnet", "pytorch", "pytorch-tuned"] + (["onnx"] if ort_python else []) + \
+        (["opencv"] if opencv_version else [])
     labels = {"libalexnet": "libalexnet", "pytorch": "PyTorch", "pytorch-tuned": "PyTorch, tuned malloc",
-              "onnx": "ONNX Runtime" if ort_kind == "ort" else "OpenCV dnn"}
+              "onnx": "ONNX Runtime" if ort_kind == "ort" else "OpenCV dnn", "opencv": "OpenCV dnn"}
+    if opencv_version:
+        ort_note += f"; OpenCV {opencv_version} dnn (Debian python3-opencv) on the same ONNX file"
     result = {"mode": "compare", "threads": args.threads, "rounds": args.rounds, "batches": args.batches,
               "systems": systems, "labels": labels, "onnx_note": ort_note,
               "pytorch": {k: torch_versions.get(k) for k in ("torch", "torchvision", "numpy")},
@@ -306,6 +314,9 @@ def run_compare(args, tmp):
         if ort_python:
             workers["onnx"] = Worker("onnx", ort_python, ort_kind, variant, args.threads, tmp,
                                      onnx=export_onnx(args, variant, tmp))
+        if opencv_version:
+            workers["opencv"] = Worker("opencv", args.torch_python, "opencv", variant, args.threads, tmp,
+                                       onnx=export_onnx(args, variant, tmp))
         # cells[batch][system] = list of per-round medians (ms per batch); rss from the first batch-1 block
         cells = {b: {s: [] for s in systems} for b in args.batches}
         lib_info = {}
@@ -364,8 +375,9 @@ def run_compare(args, tmp):
                 ratios["pytorch_best"] = [lib_rounds[i] / best[i] for i in range(n)]
                 ratios["pytorch"] = [lib_rounds[i] / per_round["pytorch"][i] for i in range(n)]
                 ratios["pytorch-tuned"] = [lib_rounds[i] / per_round["pytorch-tuned"][i] for i in range(n)]
-                if "onnx" in systems:
-                    ratios["onnx"] = [lib_rounds[i] / per_round["onnx"][i] for i in range(n)]
+                for anchor in ("onnx", "opencv"):
+                    if anchor in systems:
+                        ratios[anchor] = [lib_rounds[i] / per_round[anchor][i] for i in range(n)]
             entry["latency_ratio"] = {k: spread(v) for k, v in ratios.items()}
             entry["throughput_ratio"] = {k: spread([1.0 / x for x in v]) for k, v in ratios.items()}
             vresult["batches"][str(batch)] = entry
@@ -386,7 +398,7 @@ def markdown_compare(res):
                  "each round.")
     lines.append("")
     head = ["variant", "batch"] + [labels[s] for s in systems] + ["vs PyTorch best"] + \
-        [f"vs {labels[s]}" for s in systems if s == "onnx"]
+        [f"vs {labels[s]}" for s in systems if s in ("onnx", "opencv")]
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "---|" * len(head))
     for variant, v in res["variants"].items():
@@ -396,7 +408,7 @@ def markdown_compare(res):
             for s in systems:
                 row.append(fmt(e["ms_per_batch"][s], 2, " ms") if b == 1 else fmt(e["images_per_s"][s], 1, " img/s"))
             key = "latency_ratio" if b == 1 else "throughput_ratio"
-            for k in ["pytorch_best"] + (["onnx"] if "onnx" in systems else []):
+            for k in ["pytorch_best"] + [s for s in systems if s in ("onnx", "opencv")]:
                 row.append(fmt(e[key].get(k), 2, "x"))
             lines.append("| " + " | ".join(row) + " |")
     lines.append("")
@@ -885,10 +897,11 @@ def check_targets(report):
                     m = lr["pytorch_best"]["median"]
                     rows.append((f"{variant}: batch-1 latency / PyTorch best", f"{m:.2f}x",
                                  f"<= {TARGETS['latency_vs_pytorch_best']}x", m <= TARGETS["latency_vs_pytorch_best"]))
-                if lr.get("onnx"):
-                    m = lr["onnx"]["median"]
-                    rows.append((f"{variant}: batch-1 latency / {cmp_['labels']['onnx']}", f"{m:.2f}x",
-                                 f"<= {TARGETS['latency_vs_ort']}x", m <= TARGETS["latency_vs_ort"]))
+                for anchor in ("onnx", "opencv"):
+                    if lr.get(anchor):
+                        m = lr[anchor]["median"]
+                        rows.append((f"{variant}: batch-1 latency / {cmp_['labels'][anchor]}", f"{m:.2f}x",
+                                     f"<= {TARGETS['latency_vs_ort']}x", m <= TARGETS["latency_vs_ort"]))
             e64 = v["batches"].get("64")
             if e64 and e64["throughput_ratio"].get("pytorch_best"):
                 m = e64["throughput_ratio"]["pytorch_best"]["median"]
@@ -984,6 +997,9 @@ def main():
     parser.add_argument("--no-ort", action="store_true", help="leave ONNX Runtime / OpenCV out")
     parser.add_argument("--onnx-engine", choices=("auto", "opencv"), default="auto",
                         help="auto: ONNX Runtime, else OpenCV dnn; opencv: OpenCV dnn only")
+    parser.add_argument("--no-opencv", dest="opencv", action="store_false",
+                        help="with ONNX Runtime, do not also run OpenCV dnn (it runs where python3-opencv is "
+                             "installed)")
     parser.add_argument("--quiet-load", type=float, default=0.0,
                         help="first wait until the 1-minute load average is below this (0 = do not wait)")
     parser.add_argument("--quiet-wait", type=float, default=300.0, help="... for at most this many seconds")
