@@ -3,8 +3,14 @@
  *
  * Design, driven by one requirement: on a loaded machine (another process keeping a core busy) two threads
  * must not be slower than one. So:
- *  - idle workers sleep on a condition variable; nothing ever spins, because a spinning thread steals the
- *    core that the thread it is waiting for needs;
+ *  - idle workers sleep on a condition variable. Before sleeping, a worker (and the caller, before waiting
+ *    for a claimed task) polls for up to spin_ns (ALEXNET_POOL_SPIN_US, default AN_THREADPOOL_SPIN_US),
+ *    calling sched_yield() between polls: a thread it waits for that is runnable on the same core gets the
+ *    core at once, so the poll never holds up the thread it waits for. Why poll at all: an inference is
+ *    a few dozen runs with short serial gaps, and a worker that went to sleep in a gap costs the next run
+ *    the wake-up of a halted vCPU (tens to hundreds of microseconds in a VM); measured on the 2-vCPU KVM
+ *    guest, batch-1 convolutions at 2 threads took ~15% longer without it (docs/PERFORMANCE.md). After the
+ *    bound every thread sleeps: a library that is idle between inferences burns nothing;
  *  - tasks are claimed one index at a time from a shared counter, and the caller claims too, so a worker
  *    that the scheduler has not run yet simply gets nothing and the caller does its share;
  *  - the caller waits (on a condition variable) only for tasks that were actually claimed and are still
@@ -30,7 +36,10 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <sched.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/alloc.h"
@@ -40,6 +49,10 @@
 #define AN_THREADPOOL_MAX_THREADS 256u
 /* Indices of one run must fit the low half of the claim word. */
 #define AN_THREADPOOL_MAX_RUN_TASKS UINT32_MAX
+/* How long a thread polls before it sleeps (see the top), in microseconds, unless ALEXNET_POOL_SPIN_US
+ * (0 .. AN_THREADPOOL_MAX_SPIN_US) says otherwise. */
+#define AN_THREADPOOL_SPIN_US 100u
+#define AN_THREADPOOL_MAX_SPIN_US 10000u
 
 /* What one run executes: task(context, base + i) for i in [0, count). */
 typedef struct an_run_desc {
@@ -75,6 +88,7 @@ struct an_threadpool {
     void *host;
     uint32_t concurrency;
     uint32_t worker_count; /* workers running (all of them once creation succeeded) */
+    uint64_t spin_ns;      /* how long a thread polls before it sleeps; 0: never */
     an_worker workers[];
 };
 
@@ -104,6 +118,56 @@ static uint32_t an_host_concurrency(uint32_t requested)
     if (requested > 1)
         return requested > AN_THREADPOOL_MAX_THREADS ? AN_THREADPOOL_MAX_THREADS : requested;
     return an_online_cpus();
+}
+
+/* ---- polling before sleeping ----------------------------------------------------------------------- */
+
+/* ALEXNET_POOL_SPIN_US, when it is a whole number within bounds; else the default. */
+static uint64_t an_spin_ns_setting(void)
+{
+    const char *text = getenv("ALEXNET_POOL_SPIN_US");
+    if (text != NULL && *text != '\0') {
+        char *end = NULL;
+        unsigned long us = strtoul(text, &end, 10);
+        if (*end == '\0' && text[0] != '-' && us <= AN_THREADPOOL_MAX_SPIN_US)
+            return (uint64_t)us * 1000u;
+    }
+    return (uint64_t)AN_THREADPOOL_SPIN_US * 1000u;
+}
+
+static uint64_t an_monotonic_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* A run after `epoch` was posted (the claim word carries the latest run's number). */
+static int an_run_posted_after(an_threadpool *pool, uint32_t epoch)
+{
+    return (uint32_t)(atomic_load_explicit(&pool->claim, memory_order_relaxed) >> 32) != epoch;
+}
+
+/* All `count` tasks of the current run have returned (acquire: their writes are visible). */
+static int an_run_completed(an_threadpool *pool, uint32_t count)
+{
+    return atomic_load_explicit(&pool->completed, memory_order_acquire) == count;
+}
+
+/* Polls done(pool, value) for up to spin_ns, yielding the core between polls; returns its last answer. */
+static int an_poll(an_threadpool *pool, int (*done)(an_threadpool *, uint32_t), uint32_t value)
+{
+    if (done(pool, value))
+        return 1;
+    if (pool->spin_ns == 0)
+        return 0;
+    const uint64_t start = an_monotonic_ns();
+    do {
+        sched_yield();
+        if (done(pool, value))
+            return 1;
+    } while (an_monotonic_ns() - start < pool->spin_ns);
+    return 0;
 }
 
 /* ---- workers ---------------------------------------------------------------------------------------- */
@@ -169,6 +233,11 @@ static void *an_worker_main(void *arg)
     uint32_t seen_epoch = 0; /* the pool starts at epoch 0, before any run */
     pthread_mutex_lock(&pool->mutex);
     for (;;) {
+        if (!pool->stopping && pool->epoch == seen_epoch) { /* poll a while before sleeping (see the top) */
+            pthread_mutex_unlock(&pool->mutex);
+            an_poll(pool, an_run_posted_after, seen_epoch);
+            pthread_mutex_lock(&pool->mutex);
+        }
         while (!pool->stopping && pool->epoch == seen_epoch)
             pthread_cond_wait(&pool->run_posted, &pool->mutex);
         if (pool->stopping)
@@ -313,6 +382,7 @@ alexnet_status an_threadpool_create(const alexnet_allocator *allocator, uint32_t
     pool->host_parallel_for = parallel_for;
     pool->host = parallel_for_host;
     pool->concurrency = parallel_for != NULL ? an_host_concurrency(num_threads) : threads;
+    pool->spin_ns = an_spin_ns_setting();
 
     if (worker_count > 0) {
         status = an_init_sync(pool);
@@ -379,7 +449,7 @@ static void an_run_on_pool(an_threadpool *pool, alexnet_task_fn task, void *cont
 
     /* Every index is claimed; wait only for tasks still running on workers. Acquire pairs with the
      * workers' release increments, so their results are visible when this returns. */
-    if (atomic_load_explicit(&pool->completed, memory_order_acquire) == count)
+    if (an_poll(pool, an_run_completed, count))
         return;
     pthread_mutex_lock(&pool->mutex);
     while (atomic_load_explicit(&pool->completed, memory_order_acquire) != count)

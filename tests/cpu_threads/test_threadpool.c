@@ -592,6 +592,33 @@ START_TEST(test_idle_workers_use_no_cpu)
 }
 END_TEST
 
+/* Workers poll for a next run before they sleep (threadpool.c), for at most ALEXNET_POOL_SPIN_US: even at
+ * the largest accepted setting (10 ms) an idle pool is asleep soon after, and a setting out of range or not
+ * a number falls back to the default instead of spinning for longer. */
+START_TEST(test_polling_before_sleep_is_bounded)
+{
+    const char *settings[] = {"10000", "99999999", "-5", "12ms", "0"};
+    for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++) {
+        ck_assert_int_eq(setenv("ALEXNET_POOL_SPIN_US", settings[i], 1), 0);
+        an_threadpool *pool = make_pool(NULL, 8);
+        index_counts counts = {calloc(1000, sizeof(int))};
+        an_threadpool_run(pool, count_index, &counts, 1000);
+        sleep_ms(40); /* past the longest poll */
+
+        double cpu_start = now_seconds(CLOCK_PROCESS_CPUTIME_ID);
+        sleep_ms(200);
+        double cpu_used = now_seconds(CLOCK_PROCESS_CPUTIME_ID) - cpu_start;
+        ck_assert_msg(cpu_used < 0.020, "ALEXNET_POOL_SPIN_US=%s: an idle pool of 8 threads used %.1f ms of CPU in "
+                      "200 ms", settings[i], cpu_used * 1e3);
+        for (int k = 0; k < 1000; k++)
+            ck_assert_int_eq(counts.hits[k], 1);
+        free(counts.hits);
+        an_threadpool_destroy(pool);
+    }
+    ck_assert_int_eq(unsetenv("ALEXNET_POOL_SPIN_US"), 0);
+}
+END_TEST
+
 static Suite *threadpool_suite(void)
 {
     Suite *suite = suite_create("threadpool");
@@ -613,6 +640,7 @@ static Suite *threadpool_suite(void)
     tcase_add_test(threads, test_workers_block_host_signals);
     tcase_add_test(threads, test_host_mode_uses_host_and_starts_no_thread);
     tcase_add_test(threads, test_idle_workers_use_no_cpu);
+    tcase_add_test(threads, test_polling_before_sleep_is_bounded);
     suite_add_tcase(suite, threads);
 
     TCase *lifetime = tcase_create("lifetime");
