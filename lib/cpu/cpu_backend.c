@@ -250,8 +250,12 @@ static alexnet_status an_cpu_weights_refresh(an_backend_context *context, const 
 
 static alexnet_status an_cpu_prepare(an_backend_context *context, const an_op_desc *ops, size_t count)
 {
-    size_t slot_floats = context->slot_floats, slots = context->prepared_slots;
+    size_t slot_floats = context->slot_floats, slots = context->prepared_slots, fc_floats = 0;
     for (size_t i = 0; i < count; i++) {
+        if (ops[i].kind == AN_OP_FULLY_CONNECTED) {
+            size_t floats = an_cpu_fc_scratch_floats(context, &ops[i].u.fc);
+            fc_floats = floats > fc_floats ? floats : fc_floats;
+        }
         if (ops[i].kind != AN_OP_CONV2D)
             continue;
         if (an_conv_uses_winograd(&ops[i].u.conv)) {
@@ -281,9 +285,12 @@ static alexnet_status an_cpu_prepare(an_backend_context *context, const an_op_de
         col_floats > SIZE_MAX / sizeof(float) - gemm_floats ||
         col_floats + gemm_floats > SIZE_MAX / sizeof(float))
         return an_error(ALEXNET_E_OUT_OF_MEMORY, "cpu-simd: convolution scratch size overflows");
-    /* the forward slots and the training buffers share the block: no op of one kind runs inside the other */
+    /* the forward slots, the FC's carried sums and the training buffers share the block: no op of one kind
+     * runs inside another */
     if (col_floats + gemm_floats > floats)
         floats = col_floats + gemm_floats;
+    if (fc_floats > floats)
+        floats = fc_floats;
     if (floats > context->scratch_floats) {
         float *scratch = an_alloc(&context->allocator, floats * sizeof(float), "cpu-simd convolution scratch");
         if (scratch == NULL)

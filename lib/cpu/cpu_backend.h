@@ -150,6 +150,8 @@ alexnet_status an_cpu_conv2d_winograd(an_backend_context *context, const an_conv
                                       const float *packed, float *out);
 
 /* ---- other ops (cpu_ops.c) ---- */
+/* Scratch floats the fully connected op would use for desc (0: none; without it, it still runs). */
+size_t an_cpu_fc_scratch_floats(const an_backend_context *context, const an_fc_desc *desc);
 void an_cpu_fully_connected(an_backend_context *context, const an_fc_desc *desc, const float *in,
                             const float *weight, const float *bias, float *out);
 void an_cpu_max_pool2d(an_backend_context *context, const an_pool_desc *desc, const float *in, float *out);

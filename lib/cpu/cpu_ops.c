@@ -1,6 +1,7 @@
 /* The CPU backend's drivers for everything but convolution: they split each op into tasks for the thread
  * pool and call the ISA's kernels (or, for the ops too small to deserve one, portable loops). Every split is
  * over independent outputs, so the result does not depend on the number of threads. */
+#include <stdatomic.h>
 #include <string.h>
 
 #include "cpu/cpu_backend.h"
@@ -46,9 +47,50 @@ static void an_fc_task(void *context, size_t index)
     job->kernels->fc(job->desc, job->in, job->weight, job->bias, job->out, begin, end);
 }
 
+/* Batch > 1 with the table's fc_blocked: blocks of AN_FC_BLOCK_ROWS rows, claimed from a counter by one
+ * task per scratch slot (each slot holds one block's carried sums). */
+typedef struct an_fc_block_job {
+    const an_cpu_kernels *kernels;
+    const an_fc_desc *desc;
+    const float *in, *weight, *bias;
+    float *out, *scratch;
+    size_t part_floats, blocks;
+    _Atomic size_t next_block;
+} an_fc_block_job;
+
+static void an_fc_block_task(void *context, size_t slot)
+{
+    an_fc_block_job *job = context;
+    float *part = job->scratch + slot * job->part_floats;
+    for (;;) {
+        size_t block = atomic_fetch_add_explicit(&job->next_block, 1, memory_order_relaxed);
+        if (block >= job->blocks)
+            break;
+        size_t begin = block * AN_FC_BLOCK_ROWS, end = begin + AN_FC_BLOCK_ROWS;
+        job->kernels->fc_blocked(job->desc, job->in, job->weight, job->bias, job->out, begin,
+                                 end > job->desc->out_features ? job->desc->out_features : end, part);
+    }
+}
+
+size_t an_cpu_fc_scratch_floats(const an_backend_context *context, const an_fc_desc *desc)
+{
+    if (context->kernels->fc_blocked == NULL || desc->batch < 2)
+        return 0;
+    return context->slot_count * an_fc_part_floats(AN_FC_BLOCK_ROWS, desc->batch);
+}
+
 void an_cpu_fully_connected(an_backend_context *context, const an_fc_desc *desc, const float *in,
                             const float *weight, const float *bias, float *out)
 {
+    const size_t scratch_floats = an_cpu_fc_scratch_floats(context, desc);
+    if (scratch_floats > 0 && scratch_floats <= context->scratch_floats) {
+        an_fc_block_job job = {context->kernels, desc, in, weight, bias, out, context->scratch,
+                               an_fc_part_floats(AN_FC_BLOCK_ROWS, desc->batch),
+                               an_task_count(desc->out_features, AN_FC_BLOCK_ROWS), 0};
+        atomic_init(&job.next_block, 0);
+        an_threadpool_run(context->pool, an_fc_block_task, &job, context->slot_count);
+        return;
+    }
     /* multiples of 8 rows: the kernels' row tiles (8 for batch 1, 4 otherwise) are never split */
     an_fc_job job = {context->kernels, desc, in, weight, bias, out,
                      an_cpu_chunk_size(desc->out_features, an_task_target(context), 8)};

@@ -45,6 +45,8 @@ void an_emulated_gemm_12x32_indirect_split(size_t kc, const float *a, const floa
                                            ptrdiff_t split_offset, const float *bias, float *c, size_t ldc, size_t m,
                                            size_t n, uint32_t flags);
 void an_emulated_im2col_avx512(const an_im2col_panel *panel, size_t nr, float *dst);
+void an_emulated_fc_8x3_blocked(const an_fc_desc *desc, const float *in, const float *weight, const float *bias,
+                                float *out, size_t row_begin, size_t row_end, float *part);
 void an_emulated_fc_8x3(const an_fc_desc *desc, const float *in, const float *weight, const float *bias, float *out,
                         size_t row_begin, size_t row_end);
 void an_emulated_maxpool_3x3s2(const an_pool_desc *desc, const float *in, float *out, size_t plane_begin,
@@ -578,6 +580,24 @@ static void fc_check_shape(an_fc_desc d)
             begin = end;
         }
         ck_assert_msg(memcmp(split, got, out_n * sizeof *got) == 0, "%s: a row split changed the bits", what);
+        /* fc_blocked (batch > 1) on blocks of at most AN_FC_BLOCK_ROWS rows gives fc's bits; its scratch starts
+         * as NaN, so a carried sum read before it was written would show */
+        if (kernels->fc_blocked != NULL && d.batch > 1) {
+            const size_t part_n = an_fc_part_floats(AN_FC_BLOCK_ROWS, d.batch);
+            float *part = NULL;
+            ck_assert_int_eq(posix_memalign((void **)&part, 64, part_n * sizeof *part), 0);
+            memset(split, 0, out_n * sizeof *split);
+            for (size_t begin = 0; begin < d.out_features;) {
+                size_t end = begin + rand_range(1, AN_FC_BLOCK_ROWS);
+                end = end > d.out_features ? d.out_features : end;
+                for (size_t i = 0; i < part_n; i++)
+                    part[i] = NAN;
+                kernels->fc_blocked(&d, in, w, b, split, begin, end, part);
+                begin = end;
+            }
+            ck_assert_msg(memcmp(split, got, out_n * sizeof *got) == 0, "%s: fc_blocked differs from fc", what);
+            free(part);
+        }
         /* and each image alone gives the bits it has in the batch */
         an_fc_desc one = d;
         one.batch = 1;
@@ -597,16 +617,20 @@ START_TEST(fc_random_shapes_and_row_splits)
     /* batches and K past the AVX-512 kernel's image groups and K blocks (partial sums carried in memory) */
     for (int trial = 0; trial < 4; trial++)
         fc_check_shape((an_fc_desc){rand_range(20, 70), rand_range(1000, 3100), rand_range(1, 20), (int)rand_range(0, 1)});
+    /* several fc_blocked row blocks and row tiles with tails */
+    fc_check_shape((an_fc_desc){rand_range(2, 40), rand_range(1000, 2100), rand_range(65, 200), 1});
 }
 END_TEST
 
-START_TEST(fc_through_backend_threads)
+/* The backend's FC on 1-3 threads gives the bits of the kernel called on all rows at once (for a batch > 1
+ * on a table with fc_blocked, the driver's blocks of rows, each task with its own slot of carried sums). */
+static void fc_backend_check(an_fc_desc d)
 {
-    an_fc_desc d = {3, 1000, 203, 1};
     size_t in_n = (size_t)d.batch * d.in_features, w_n = (size_t)d.in_features * d.out_features;
     size_t out_n = (size_t)d.batch * d.out_features;
     float *in = random_floats(in_n, 21), *w = random_floats(w_n, 22), *b = random_floats(d.out_features, 23);
     float *first = malloc(out_n * sizeof *first), *got = malloc(out_n * sizeof *got);
+    kernels->fc(&d, in, w, b, first, 0, d.out_features);
     for (uint32_t threads = 1; threads <= 3; threads++) {
         an_backend_context *context = make_context(threads);
         an_op_desc op = {.kind = AN_OP_FULLY_CONNECTED, .u.fc = d};
@@ -615,16 +639,22 @@ START_TEST(fc_through_backend_threads)
         ck_assert_int_eq(an_cpu_simd_backend.prepare(context, &op, 1), ALEXNET_OK);
         an_buffer *in_buffer = make_buffer(context, in, in_n), *out_buffer = make_buffer(context, NULL, out_n);
         ck_assert_int_eq(an_cpu_simd_backend.fully_connected(context, &d, in_buffer, weights, out_buffer), ALEXNET_OK);
-        ck_assert_int_eq(an_cpu_simd_backend.download(context, out_buffer, threads == 1 ? first : got, out_n),
-                         ALEXNET_OK);
-        if (threads > 1)
-            ck_assert(memcmp(first, got, out_n * sizeof *got) == 0);
+        ck_assert_int_eq(an_cpu_simd_backend.download(context, out_buffer, got, out_n), ALEXNET_OK);
+        ck_assert_msg(memcmp(first, got, out_n * sizeof *got) == 0, "fc n%u %u -> %u on %u threads differs",
+                      d.batch, d.in_features, d.out_features, threads);
         an_cpu_simd_backend.buffer_destroy(context, in_buffer);
         an_cpu_simd_backend.buffer_destroy(context, out_buffer);
         an_cpu_simd_backend.buffer_destroy(context, weights);
         an_cpu_simd_backend.context_destroy(context);
     }
     free(in), free(w), free(b), free(first), free(got);
+}
+
+START_TEST(fc_through_backend_threads)
+{
+    fc_backend_check((an_fc_desc){3, 1000, 203, 1});
+    fc_backend_check((an_fc_desc){1, 1000, 203, 0});
+    fc_backend_check((an_fc_desc){22, 1500, 150, 0});
 }
 END_TEST
 
@@ -975,6 +1005,7 @@ int main(void)
     emulated_avx512.gemm_indirect_split = an_emulated_gemm_12x32_indirect_split;
     emulated_avx512.im2col = an_emulated_im2col_avx512;
     emulated_avx512.fc = an_emulated_fc_8x3;
+    emulated_avx512.fc_blocked = an_emulated_fc_8x3_blocked;
     emulated_avx512.max_pool = an_emulated_maxpool_3x3s2;
     /* the AVX-512 dot tile has no emulated build: the AVX2 one keeps this program runnable without AVX-512
      * (the real one is tested by cpu_kernels_avx512 where the CPU has it) */

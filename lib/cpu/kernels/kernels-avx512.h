@@ -16,6 +16,8 @@ void an_f32_gemm_12x32_avx512_indirect_split(size_t kc, const float *a, const fl
 void an_f32_im2col_avx512(const an_im2col_panel *panel, size_t nr, float *dst);
 void an_f32_fc_8x3_avx512(const an_fc_desc *desc, const float *in, const float *weight, const float *bias,
                           float *out, size_t row_begin, size_t row_end);
+void an_f32_fc_8x3_avx512_blocked(const an_fc_desc *desc, const float *in, const float *weight, const float *bias,
+                                  float *out, size_t row_begin, size_t row_end, float *part);
 void an_f32_dot_4x4_avx512(const an_dot_tile_args *args);
 void an_f32_maxpool_3x3s2_avx512(const an_pool_desc *desc, const float *in, float *out, size_t plane_begin,
                                  size_t plane_end);

@@ -16,7 +16,8 @@
  *   relu        elementwise;
  *   dot_tile    a 4 x 4 tile of dot products along rows (the conv weight gradient of the training ops);
  *   max_pool_argmax_s2  optional: where each stride-2 max-pool window's maximum came from (max pool backward);
- *   gemm_indirect_split  optional: gemm_indirect for a panel whose pixels cross into the next output row.
+ *   gemm_indirect_split  optional: gemm_indirect for a panel whose pixels cross into the next output row;
+ *   fc_blocked  optional: fc at batch > 1 on a block of rows, with a scratch buffer for carried sums.
  *
  * Layouts the portable driver produces for gemm (MR = gemm_mr, NR = gemm_nr):
  *   packed weights, per group and per panel of MR output channels: MR biases, then K x MR weights with
@@ -129,6 +130,18 @@ typedef void (*an_wino_output_fn)(const an_wino_output_args *args);
 typedef void (*an_fc_fn)(const an_fc_desc *desc, const float *in, const float *weight, const float *bias,
                          float *out, size_t row_begin, size_t row_end);
 
+/* fc's result, bit for bit, for rows [row_begin, row_end) (at most AN_FC_BLOCK_ROWS) of a batch > 1, with
+ * `part` (64-byte aligned, an_fc_part_floats(rows, batch) floats) for whatever the kernel carries between
+ * its passes over K. Optional: NULL in a table means the driver calls fc. */
+#define AN_FC_BLOCK_ROWS 64
+typedef void (*an_fc_blocked_fn)(const an_fc_desc *desc, const float *in, const float *weight, const float *bias,
+                                 float *out, size_t row_begin, size_t row_end, float *part);
+/* Scratch floats of one fc_blocked call: per 8-row tile and image triple, 8 x 3 x 16 lanes. */
+static inline size_t an_fc_part_floats(size_t rows, size_t batch)
+{
+    return (rows + 7) / 8 * ((batch + 2) / 3) * (8 * 3 * 16);
+}
+
 /* Max pooling (any kernel and stride, no padding) of planes [plane_begin, plane_end) of the
  * batch x channels planes; NaN propagates as in PyTorch. */
 typedef void (*an_max_pool_fn)(const an_pool_desc *desc, const float *in, float *out, size_t plane_begin,
@@ -190,6 +203,7 @@ typedef struct an_cpu_kernels {
     an_dot_tile_fn dot_tile;
     an_max_pool_argmax_fn max_pool_argmax_s2; /* may be NULL */
     an_gemm_indirect_split_fn gemm_indirect_split; /* may be NULL */
+    an_fc_blocked_fn fc_blocked;                   /* may be NULL */
 } an_cpu_kernels;
 
 /* Each is defined only where the build compiled the set (AN_HAVE_*_KERNELS = 1); the scalar set always is.
