@@ -144,29 +144,34 @@ static AN_ALWAYS_INLINE void an_fc_block(const float *const *w, const float *con
     }
 }
 
-static void an_fc_block_8x3(const float *const *w, const float *const *x, size_t k0, size_t k1, int first,
-                            int last, int prefetch, float *part, float *sums)
+/* One 8-row tile of `images` (1..3) images over [k0, k1): a copy of the loop per image count and prefetch
+ * setting, each with its constants folded in. */
+static void an_fc_block_images(const float *const *w, const float *const *x, size_t k0, size_t k1, int first,
+                               int last, int prefetch, float *part, float *sums, size_t images)
 {
-    if (prefetch)
-        an_fc_block(w, x, k0, k1, first, last, 1, part, sums, 3);
-    else
-        an_fc_block(w, x, k0, k1, first, last, 0, part, sums, 3);
+    switch (images * 2 + (prefetch != 0)) {
+    case 7: an_fc_block(w, x, k0, k1, first, last, 1, part, sums, 3); break;
+    case 6: an_fc_block(w, x, k0, k1, first, last, 0, part, sums, 3); break;
+    case 5: an_fc_block(w, x, k0, k1, first, last, 1, part, sums, 2); break;
+    case 4: an_fc_block(w, x, k0, k1, first, last, 0, part, sums, 2); break;
+    case 3: an_fc_block(w, x, k0, k1, first, last, 1, part, sums, 1); break;
+    default: an_fc_block(w, x, k0, k1, first, last, 0, part, sums, 1); break;
+    }
 }
-static void an_fc_block_8x2(const float *const *w, const float *const *x, size_t k0, size_t k1, int first,
-                            int last, int prefetch, float *part, float *sums)
+
+/* The 8 rows of the tile at o0 (rows <= 8 of them real: the rest repeat the last, their sums dropped). */
+static inline void an_fc_tile_rows(const float *weight, size_t k_all, size_t o0, size_t rows, const float **w)
 {
-    if (prefetch)
-        an_fc_block(w, x, k0, k1, first, last, 1, part, sums, 2);
-    else
-        an_fc_block(w, x, k0, k1, first, last, 0, part, sums, 2);
+    for (size_t r = 0; r < 8; r++)
+        w[r] = weight + (o0 + (r < rows ? r : rows - 1)) * k_all;
 }
-static void an_fc_block_8x1(const float *const *w, const float *const *x, size_t k0, size_t k1, int first,
-                            int last, int prefetch, float *part, float *sums)
+
+/* The inputs of the image triple at i0 (images <= 3 of them real: the rest repeat one of those). */
+static inline void an_fc_triple_inputs(const float *in, size_t k_all, size_t i0, size_t images, const float **x)
 {
-    if (prefetch)
-        an_fc_block(w, x, k0, k1, first, last, 1, part, sums, 1);
-    else
-        an_fc_block(w, x, k0, k1, first, last, 0, part, sums, 1);
+    x[0] = in + i0 * k_all;
+    x[1] = in + (i0 + (images > 1)) * k_all;
+    x[2] = in + (i0 + images - 1) * k_all;
 }
 
 static inline void an_fc_store(const an_fc_desc *d, const float *bias, float *out, size_t o0, size_t rows,
@@ -180,34 +185,38 @@ static inline void an_fc_store(const an_fc_desc *d, const float *bias, float *ou
     }
 }
 
+/* The 8-row tile at o0 (rows real rows) over [k0, k1) for images [i_begin, i_end), triple by triple, the
+ * carried sums of triple t at part + t * AN_FC_TRIPLE_PART_FLOATS; the last K block stores the outputs. */
+static void an_fc_tile_triples(const an_fc_desc *d, const float *in, const float *const *w, const float *bias,
+                               float *out, size_t o0, size_t rows, size_t k0, size_t k1, size_t i_begin,
+                               size_t i_end, float *part)
+{
+    const size_t k_all = d->in_features;
+    const int first = k0 == 0, last = k1 == k_all;
+    for (size_t i0 = i_begin; i0 < i_end; i0 += 3) {
+        const size_t images = i_end - i0 < 3 ? i_end - i0 : 3;
+        const float *x[3];
+        an_fc_triple_inputs(in, k_all, i0, images, x);
+        float sums[24];
+        /* the first triple brings the tile's K block of weights into L1, prefetching ahead */
+        an_fc_block_images(w, x, k0, k1, first, last, i0 == i_begin,
+                           part + (i0 - i_begin) / 3 * AN_FC_TRIPLE_PART_FLOATS, sums, images);
+        if (last)
+            an_fc_store(d, bias, out, o0, rows, i0, images, sums);
+    }
+}
+
 /* Rows [o0, o0 + rows) (rows <= 8) for images [g0, g1), K block by K block. */
 static void an_fc_rows_images(const an_fc_desc *d, const float *in, const float *weight, const float *bias,
                               float *out, size_t o0, size_t rows, size_t g0, size_t g1)
 {
     const size_t k_all = d->in_features;
     const float *w[8];
-    for (size_t r = 0; r < 8; r++) /* rows past the end repeat the last one; their sums are dropped */
-        w[r] = weight + (o0 + (r < rows ? r : rows - 1)) * k_all;
-    _Alignas(64) float part[AN_FC_GROUP / 3 * 8 * 3 * 16];
-    for (size_t k0 = 0; k0 < k_all; k0 += AN_FC_KC) {
-        const size_t k1 = k_all - k0 <= AN_FC_KC ? k_all : k0 + AN_FC_KC;
-        const int first = k0 == 0, last = k1 == k_all;
-        for (size_t i0 = g0; i0 < g1; i0 += 3) {
-            size_t images = g1 - i0 < 3 ? g1 - i0 : 3;
-            const float *x[3] = {in + i0 * k_all, in + (i0 + (images > 1)) * k_all, in + (i0 + images - 1) * k_all};
-            float *tile_part = part + (i0 - g0) / 3 * 8 * 3 * 16;
-            float sums[24];
-            const int prefetch = i0 == g0;
-            if (images == 3)
-                an_fc_block_8x3(w, x, k0, k1, first, last, prefetch, tile_part, sums);
-            else if (images == 2)
-                an_fc_block_8x2(w, x, k0, k1, first, last, prefetch, tile_part, sums);
-            else
-                an_fc_block_8x1(w, x, k0, k1, first, last, prefetch, tile_part, sums);
-            if (last)
-                an_fc_store(d, bias, out, o0, rows, i0, images, sums);
-        }
-    }
+    an_fc_tile_rows(weight, k_all, o0, rows, w);
+    _Alignas(64) float part[AN_FC_GROUP / 3 * AN_FC_TRIPLE_PART_FLOATS];
+    for (size_t k0 = 0; k0 < k_all; k0 += AN_FC_KC)
+        an_fc_tile_triples(d, in, w, bias, out, o0, rows, k0, k_all - k0 <= AN_FC_KC ? k_all : k0 + AN_FC_KC, g0,
+                           g1, part);
 }
 
 /* (named by pasting, so that the emulated test build's -D rename of the fc kernel renames this one too) */
@@ -215,32 +224,15 @@ void AN_PASTE(an_f32_fc_8x3_avx512, _blocked)(const an_fc_desc *d, const float *
                                               const float *bias, float *out, size_t row_begin, size_t row_end,
                                               float *part)
 {
-    const size_t k_all = d->in_features, batch = d->batch, triples = (batch + 2) / 3;
+    const size_t k_all = d->in_features, triples = (d->batch + 2) / 3;
     for (size_t k0 = 0; k0 < k_all; k0 += AN_FC_KC) {
         const size_t k1 = k_all - k0 <= AN_FC_KC ? k_all : k0 + AN_FC_KC;
-        const int first = k0 == 0, last = k1 == k_all;
         for (size_t o0 = row_begin; o0 < row_end; o0 += 8) {
             const size_t rows = row_end - o0 < 8 ? row_end - o0 : 8;
             const float *w[8];
-            for (size_t r = 0; r < 8; r++) /* rows past the end repeat the last one; their sums are dropped */
-                w[r] = weight + (o0 + (r < rows ? r : rows - 1)) * k_all;
-            float *tile_part = part + (o0 - row_begin) / 8 * triples * AN_FC_TRIPLE_PART_FLOATS;
-            for (size_t i0 = 0; i0 < batch; i0 += 3) {
-                const size_t images = batch - i0 < 3 ? batch - i0 : 3;
-                const float *x[3] = {in + i0 * k_all, in + (i0 + (images > 1)) * k_all,
-                                     in + (i0 + images - 1) * k_all};
-                float *triple_part = tile_part + i0 / 3 * AN_FC_TRIPLE_PART_FLOATS;
-                float sums[24];
-                const int prefetch = i0 == 0; /* the first triple brings the tile's weights into L1 */
-                if (images == 3)
-                    an_fc_block_8x3(w, x, k0, k1, first, last, prefetch, triple_part, sums);
-                else if (images == 2)
-                    an_fc_block_8x2(w, x, k0, k1, first, last, prefetch, triple_part, sums);
-                else
-                    an_fc_block_8x1(w, x, k0, k1, first, last, prefetch, triple_part, sums);
-                if (last)
-                    an_fc_store(d, bias, out, o0, rows, i0, images, sums);
-            }
+            an_fc_tile_rows(weight, k_all, o0, rows, w);
+            an_fc_tile_triples(d, in, w, bias, out, o0, rows, k0, k1, 0, d->batch,
+                               part + (o0 - row_begin) / 8 * triples * AN_FC_TRIPLE_PART_FLOATS);
         }
     }
 }
@@ -253,8 +245,7 @@ void an_f32_fc_8x3_avx512(const an_fc_desc *d, const float *in, const float *wei
         for (size_t o0 = row_begin; o0 < row_end; o0 += 8) {
             size_t rows = row_end - o0 < 8 ? row_end - o0 : 8;
             const float *w[8];
-            for (size_t r = 0; r < 8; r++) /* rows past the end repeat the last one; their sums are dropped */
-                w[r] = weight + (o0 + (r < rows ? r : rows - 1)) * k_all;
+            an_fc_tile_rows(weight, k_all, o0, rows, w);
             float sums[8];
             an_fc_tile_8x1(w, in, k_all, sums);
             an_fc_store(d, bias, out, o0, rows, 0, 1, sums);
