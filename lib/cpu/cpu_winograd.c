@@ -17,7 +17,32 @@
  * transforms are the ISA's wino_input / wino_output kernels. Each output element is computed by
  * the same sequence whatever the task split, so results do not depend on the thread count or the batch.
  *
- * Scratch (one slot): the group's bordered images, V (16 x K x N), and M (16 x M x N). */
+ * Scratch (one slot): the group's bordered images, V (16 x K x N), and M (16 x M x N).
+ *
+ * 5x5 stride-1 convolutions (conv2 of every AlexNet: 27x27 maps) run the same driver with F(2x2, 5x5) where
+ * the kernel table has its transforms (wino5_input / wino5_output; NULL keeps them on the GEMM path):
+ * 6x6 patches, 36 positions, so 36 multiply-adds per tile and channel pair instead of 100 (2.78x fewer;
+ * 2.58x on 27x27 maps, whose 14x14 tiles overhang by a row and a column).
+ * Derivation (Toom-Cook, as Lavin & Gray): the 1-D F(2, 5) y_i = sum_k g_k d_{i+k} (i < 2, k < 5) is the
+ * product of polynomials of degree 1 and 4 evaluated at alpha = 6 points, here 0, 1, -1, 2, -2 and
+ * infinity: A^T holds the powers a^i of the points (the point at infinity contributes only to the top
+ * coefficient), G the filter's values g(a) divided by prod_{b != a} (a - b) (the Lagrange denominators,
+ * folded into the weights, which are transformed once in double), and B^T, solved from
+ * sum_j A^T[i][j] G[j][k] B^T[j][l] = [l == i + k] (exact, rank 36), comes out with small integers:
+ *   B^T = [4  0 -5  0  1  0]   G = [ 1/4     0     0     0     0 ]   A^T = [1 1  1 1  1 0]
+ *         [0 -4 -4  1  1  0]       [-1/6  -1/6  -1/6  -1/6  -1/6 ]         [0 1 -1 2 -2 1]
+ *         [0  4 -4 -1  1  0]       [-1/6   1/6  -1/6   1/6  -1/6 ]
+ *         [0 -2 -1  2  1  0]       [ 1/24  1/12  1/6   1/3   2/3 ]
+ *         [0  2 -1 -2  1  0]       [ 1/24 -1/12  1/6  -1/3   2/3 ]
+ *         [0  4  0 -5  0  1]       [ 0     0     0     0     1   ]
+ * and the 2-D transform nests it: Y = A^T [(G g G^T) (.) (B^T d B)] A. The input and output transforms
+ * multiply only by 2 and 4 (exact; kernels.h fixes their order of additions, so every ISA gives the same
+ * bits). Points 0, +-1, +-1/2, infinity (B^T scaled to integers by powers of two) were the alternative:
+ * simulated in float32 against the float64 direct sum on conv2's shapes (K = 48, 64, 96 input channels x
+ * 25 taps, non-negative activations, N(0, 1/fan_in) weights), both stay within 1.5-2.5x of the direct
+ * GEMM's own rounding error (max |error| / max |output| 1.4e-6 .. 2.8e-6 against 1.2e-6 .. 1.5e-6), with
+ * 0, +-1, +-2 the lower RMS error on every shape (0.89e-6 / 1.27e-6 / 1.04e-6 against 0.93e-6 / 1.30e-6 /
+ * 1.09e-6), so those points are used. */
 #include <string.h>
 
 #include "cpu/cpu_backend.h"
@@ -31,18 +56,25 @@
  * faster: V and M then leave L2. AlexNet's 13 x 13 layers are over the cap at four images already. */
 #define AN_WINO_TILES 288
 #define AN_WINO_GROW_FLOATS ((size_t)2 << 20)
-#define AN_WINO_POSITIONS 16
+/* F(2x2, 5x5) groups: images per group = this many tiles / an image's tiles, at least 1 (see
+ * an_wino_geometry_init). */
+#define AN_WINO5_TILES 196
 /* Output channels per output-transform task. */
 #define AN_WINO_OUT_CHUNK 16
 
-int an_conv_uses_winograd(const an_conv_desc *d)
+int an_conv_uses_winograd(const an_conv_desc *d, const an_cpu_kernels *kernels)
 {
-    return d->kernel_size == 3 && d->stride == 1;
+    if (d->stride != 1)
+        return 0;
+    return d->kernel_size == 3 ||
+           (d->kernel_size == 5 && kernels->wino5_input != NULL && kernels->wino5_output != NULL);
 }
 
 void an_wino_geometry_init(an_wino_geometry *w, const an_conv_desc *d, const an_cpu_kernels *kernels)
 {
     memset(w, 0, sizeof *w);
+    w->alpha = d->kernel_size == 5 ? 6 : 4;
+    w->positions = w->alpha * w->alpha;
     w->groups = d->groups;
     w->m = d->out_channels / d->groups;
     w->k = d->in_channels / d->groups;
@@ -55,12 +87,20 @@ void an_wino_geometry_init(an_wino_geometry *w, const an_conv_desc *d, const an_
     w->tiles_h = an_div_up(d->out_height, 2);
     w->tiles_w = an_div_up(d->out_width, 2);
     w->tiles = w->tiles_h * w->tiles_w;
-    /* the patch of the last tile reaches row/column 2 * tiles + 1 of the bordered image */
-    w->bordered_height = 2 * w->tiles_h + 2;
-    w->bordered_width = 2 * w->tiles_w + 2;
+    /* the patch of the last tile reaches row/column 2 * tiles + alpha - 3 of the bordered image */
+    w->bordered_height = 2 * w->tiles_h + w->alpha - 2;
+    w->bordered_width = 2 * w->tiles_w + w->alpha - 2;
     w->bordered_floats =
         an_round_up((size_t)d->in_channels * w->bordered_height * w->bordered_width + AN_WINO_PLANE_SLACK, 16);
-    size_t images = d->batch < AN_WINO_IMAGES ? d->batch : AN_WINO_IMAGES;
+    size_t images;
+    if (w->alpha == 6) {
+        images = AN_WINO5_TILES / w->tiles;
+        images = images > d->batch ? d->batch : images;
+        w->group_images = images < 1 ? 1 : images;
+        w->slot_floats = an_wino_slot_floats(w, w->group_images);
+        return;
+    }
+    images = d->batch < AN_WINO_IMAGES ? d->batch : AN_WINO_IMAGES;
     images = images < 1 ? 1 : images;
     while (images < d->batch && images * w->tiles < AN_WINO_TILES &&
            an_wino_slot_floats(w, images + 1) <= AN_WINO_GROW_FLOATS)
@@ -73,19 +113,67 @@ void an_wino_geometry_init(an_wino_geometry *w, const an_conv_desc *d, const an_
 size_t an_wino_slot_floats(const an_wino_geometry *w, size_t images)
 {
     size_t n_panels = an_div_up(images * w->tiles, w->nr), n_padded = n_panels * w->nr;
-    size_t v = w->groups * AN_WINO_POSITIONS * n_panels * an_round_up(w->k * w->nr, 16);
-    size_t m = w->groups * AN_WINO_POSITIONS * w->m * n_padded;
+    size_t v = w->groups * w->positions * n_panels * an_round_up(w->k * w->nr, 16);
+    size_t m = w->groups * w->positions * w->m * n_padded;
     return images * w->bordered_floats + an_round_up(v, 16) + an_round_up(m, 16);
 }
 
 size_t an_wino_packed_floats(const an_wino_geometry *w)
 {
-    return w->groups * AN_WINO_POSITIONS * w->m_panels * w->a_panel_floats + w->groups * w->m;
+    return w->groups * w->positions * w->m_panels * w->a_panel_floats + w->groups * w->m;
 }
 
-/* U_xi = (G g G^T)[xi] for every filter, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], computed in double
- * and rounded once; packed per group and xi into MR-row panels with zero biases. The real biases follow
- * all the panels. */
+/* G of F(2x2, 5x5) (the derivation above), in double: the weights are transformed once. */
+static const double an_wino5_g[6][5] = {
+    {1.0 / 4, 0.0, 0.0, 0.0, 0.0},
+    {-1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6},
+    {-1.0 / 6, 1.0 / 6, -1.0 / 6, 1.0 / 6, -1.0 / 6},
+    {1.0 / 24, 1.0 / 12, 1.0 / 6, 1.0 / 3, 2.0 / 3},
+    {1.0 / 24, -1.0 / 12, 1.0 / 6, -1.0 / 3, 2.0 / 3},
+    {0.0, 0.0, 0.0, 0.0, 1.0},
+};
+
+/* u = G g G^T of one 3x3 filter, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], in double. */
+static void an_wino3_transform(const float *g, double u[6][6])
+{
+    double t[4][3];
+    for (int j = 0; j < 3; j++) {
+        double g0 = g[0 * 3 + j], g1 = g[1 * 3 + j], g2 = g[2 * 3 + j];
+        t[0][j] = g0;
+        t[1][j] = 0.5 * (g0 + g1 + g2);
+        t[2][j] = 0.5 * (g0 - g1 + g2);
+        t[3][j] = g2;
+    }
+    for (int i = 0; i < 4; i++) {
+        u[i][0] = t[i][0];
+        u[i][1] = 0.5 * (t[i][0] + t[i][1] + t[i][2]);
+        u[i][2] = 0.5 * (t[i][0] - t[i][1] + t[i][2]);
+        u[i][3] = t[i][2];
+    }
+}
+
+/* u = G g G^T of one 5x5 filter, in double. */
+static void an_wino5_transform(const float *g, double u[6][6])
+{
+    double t[6][5];
+    for (int i = 0; i < 6; i++)
+        for (int j = 0; j < 5; j++) {
+            double sum = 0.0;
+            for (int k = 0; k < 5; k++)
+                sum += an_wino5_g[i][k] * g[k * 5 + j];
+            t[i][j] = sum;
+        }
+    for (int i = 0; i < 6; i++)
+        for (int j = 0; j < 6; j++) {
+            double sum = 0.0;
+            for (int k = 0; k < 5; k++)
+                sum += t[i][k] * an_wino5_g[j][k];
+            u[i][j] = sum;
+        }
+}
+
+/* U_xi = (G g G^T)[xi] for every filter, computed in double and rounded once; packed per group and xi into
+ * MR-row panels with zero biases. The real biases follow all the panels. */
 void an_wino_pack_weights(const an_wino_geometry *w, const float *weight, const float *bias, float *packed)
 {
     const size_t panel_floats = w->a_panel_floats, position_floats = w->m_panels * panel_floats;
@@ -93,35 +181,27 @@ void an_wino_pack_weights(const an_wino_geometry *w, const float *weight, const 
     for (size_t group = 0; group < w->groups; group++) {
         for (size_t oc = 0; oc < w->m; oc++) {
             for (size_t ic = 0; ic < w->k; ic++) {
-                const float *g = weight + ((group * w->m + oc) * w->k + ic) * 9;
-                double t[4][3], u[4][4];
-                for (int j = 0; j < 3; j++) {
-                    double g0 = g[0 * 3 + j], g1 = g[1 * 3 + j], g2 = g[2 * 3 + j];
-                    t[0][j] = g0;
-                    t[1][j] = 0.5 * (g0 + g1 + g2);
-                    t[2][j] = 0.5 * (g0 - g1 + g2);
-                    t[3][j] = g2;
-                }
-                for (int i = 0; i < 4; i++) {
-                    u[i][0] = t[i][0];
-                    u[i][1] = 0.5 * (t[i][0] + t[i][1] + t[i][2]);
-                    u[i][2] = 0.5 * (t[i][0] - t[i][1] + t[i][2]);
-                    u[i][3] = t[i][2];
-                }
-                for (size_t xi = 0; xi < AN_WINO_POSITIONS; xi++) {
-                    float *panel = packed + (group * AN_WINO_POSITIONS + xi) * position_floats +
+                double u[6][6];
+                if (w->alpha == 6)
+                    an_wino5_transform(weight + ((group * w->m + oc) * w->k + ic) * 25, u);
+                else
+                    an_wino3_transform(weight + ((group * w->m + oc) * w->k + ic) * 9, u);
+                for (size_t xi = 0; xi < w->positions; xi++) {
+                    float *panel = packed + (group * w->positions + xi) * position_floats +
                                    (oc / w->mr) * panel_floats;
-                    panel[w->mr + ic * w->mr + oc % w->mr] = (float)u[xi / 4][xi % 4];
+                    panel[w->mr + ic * w->mr + oc % w->mr] = (float)u[xi / w->alpha][xi % w->alpha];
                 }
             }
         }
     }
-    float *biases = packed + w->groups * AN_WINO_POSITIONS * position_floats;
+    float *biases = packed + w->groups * w->positions * position_floats;
     memcpy(biases, bias, w->groups * w->m * sizeof *biases);
 }
 
 typedef struct an_wino_job {
     const an_cpu_kernels *kernels;
+    an_wino_input_fn input; /* the table's transforms for this alpha */
+    an_wino_output_fn output;
     const an_conv_desc *desc;
     an_wino_geometry w;
     const float *in, *packed, *biases;
@@ -159,13 +239,13 @@ static void an_wino_input_task(void *context, size_t c)
         .images = job->images,
         .tiles_h = w->tiles_h,
         .tiles_w = w->tiles_w,
-        .v = job->v + group * AN_WINO_POSITIONS * position_stride + ic * w->nr,
+        .v = job->v + group * w->positions * position_stride + ic * w->nr,
         .position_stride = position_stride,
         .panel_floats = job->v_panel_floats,
         .nr = w->nr,
         .panels = job->n_panels,
     };
-    job->kernels->wino_input(&args);
+    job->input(&args);
 }
 
 /* GEMMs of one (group, xi) over a block of M panels, all tiles of the group. */
@@ -205,7 +285,7 @@ static void an_wino_output_task(void *context, size_t index)
     for (size_t oc = oc0; oc < oc1; oc++) {
         const size_t group = oc / w->m, mo = oc % w->m;
         an_wino_output_args args = {
-            .m = job->m + group * AN_WINO_POSITIONS * position_stride + mo * job->n_padded,
+            .m = job->m + group * w->positions * position_stride + mo * job->n_padded,
             .position_stride = position_stride,
             .first_tile = local * w->tiles,
             .tiles_h = w->tiles_h,
@@ -216,7 +296,7 @@ static void an_wino_output_task(void *context, size_t index)
             .out_height = d->out_height,
             .out_width = d->out_width,
         };
-        job->kernels->wino_output(&args);
+        job->output(&args);
     }
 }
 
@@ -229,6 +309,11 @@ alexnet_status an_cpu_conv2d_winograd(an_backend_context *context, const an_conv
     job.desc = desc;
     an_wino_geometry_init(&job.w, desc, context->kernels);
     const an_wino_geometry *w = &job.w;
+    job.input = w->alpha == 6 ? context->kernels->wino5_input : context->kernels->wino_input;
+    job.output = w->alpha == 6 ? context->kernels->wino5_output : context->kernels->wino_output;
+    if (job.input == NULL || job.output == NULL)
+        return an_error(ALEXNET_E_STATE, "conv2d: no Winograd transforms for %ux%u filters in this kernel table",
+                        (unsigned)desc->kernel_size, (unsigned)desc->kernel_size);
     if (w->slot_floats > context->slot_floats || context->prepared_slots < 1)
         return an_error(ALEXNET_E_STATE, "conv2d: Winograd scratch for this shape was not prepared (%zu floats "
                                          "needed, %zu prepared)",
@@ -238,11 +323,11 @@ alexnet_status an_cpu_conv2d_winograd(an_backend_context *context, const an_conv
     job.in = in;
     job.out = out;
     job.packed = packed;
-    job.biases = packed + w->groups * AN_WINO_POSITIONS * w->m_panels * w->a_panel_floats;
+    job.biases = packed + w->groups * w->positions * w->m_panels * w->a_panel_floats;
     job.v_panel_floats = an_round_up(w->k * w->nr, 16);
     job.out_chunks = an_div_up(desc->out_channels, AN_WINO_OUT_CHUNK);
     /* GEMM tasks: split M so that every thread gets several (group, xi, M block) tasks */
-    const size_t tasks_wanted = 4 * context->slot_count, position_tasks = w->groups * AN_WINO_POSITIONS;
+    const size_t tasks_wanted = 4 * context->slot_count, position_tasks = w->groups * w->positions;
     size_t m_blocks = an_div_up(tasks_wanted, position_tasks);
     m_blocks = m_blocks > w->m_panels ? w->m_panels : m_blocks;
     job.mc_panels = an_div_up(w->m_panels, m_blocks);
@@ -256,7 +341,7 @@ alexnet_status an_cpu_conv2d_winograd(an_backend_context *context, const an_conv
         job.n_padded = job.n_panels * w->nr;
         job.bordered = context->scratch;
         job.v = job.bordered + job.images * w->bordered_floats;
-        job.m = job.v + an_round_up(w->groups * AN_WINO_POSITIONS * job.n_panels * job.v_panel_floats, 16);
+        job.m = job.v + an_round_up(w->groups * w->positions * job.n_panels * job.v_panel_floats, 16);
         an_threadpool_run(context->pool, an_wino_input_task, &job, desc->in_channels);
         an_threadpool_run(context->pool, an_wino_gemm_task, &job, position_tasks * job.gemm_m_blocks);
         an_threadpool_run(context->pool, an_wino_output_task, &job, job.images * job.out_chunks);
