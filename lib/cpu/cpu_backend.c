@@ -188,7 +188,7 @@ static size_t an_cpu_conv_pack(const an_backend_context *context, const an_conv_
 {
     if (an_conv_uses_winograd(conv, context->kernels)) {
         an_wino_geometry w;
-        an_wino_geometry_init(&w, conv, context->kernels);
+        an_wino_geometry_init(&w, conv, context->kernels, context->slot_count);
         if (packed != NULL)
             an_wino_pack_weights(&w, weight, bias, packed);
         return an_wino_packed_floats(&w);
@@ -258,7 +258,7 @@ static alexnet_status an_cpu_prepare(an_backend_context *context, const an_op_de
         if (an_conv_uses_winograd(&ops[i].u.conv, context->kernels)) {
             /* one slot: the Winograd passes share it */
             an_wino_geometry w;
-            an_wino_geometry_init(&w, &ops[i].u.conv, context->kernels);
+            an_wino_geometry_init(&w, &ops[i].u.conv, context->kernels, context->slot_count);
             slot_floats = w.slot_floats > slot_floats ? w.slot_floats : slot_floats;
             slots = slots < 1 ? 1 : slots;
             continue;

@@ -139,13 +139,18 @@ typedef struct an_wino_geometry {
     size_t bordered_height, bordered_width, bordered_floats;
     size_t group_images;      /* images per group (cpu_winograd.c: AN_WINO_IMAGES, more on small maps) */
     size_t slot_floats;       /* scratch for a group of group_images images */
+    /* F(2x2, 5x5) only: tasks (the pool's concurrency), each with task_floats of scratch (its V block of
+     * 36 positions of v_position_floats, then its M block) */
+    size_t threads, task_floats, v_position_floats;
 } an_wino_geometry;
 
 /* Whether a convolution runs by Winograd: 3x3 stride 1 always, 5x5 stride 1 where the kernel table has the
  * F(2x2, 5x5) transforms. Decided by the shape and the table alone, for every batch: weights packing,
  * prepare and dispatch all ask it with the context's table. */
 int an_conv_uses_winograd(const an_conv_desc *desc, const an_cpu_kernels *kernels);
-void an_wino_geometry_init(an_wino_geometry *w, const an_conv_desc *desc, const an_cpu_kernels *kernels);
+/* threads: the pool's concurrency (the F(2x2, 5x5) scratch holds one block per task) */
+void an_wino_geometry_init(an_wino_geometry *w, const an_conv_desc *desc, const an_cpu_kernels *kernels,
+                           size_t threads);
 size_t an_wino_slot_floats(const an_wino_geometry *w, size_t images);
 /* Floats of the transformed, packed weights (16 / 9 or 36 / 25 of the filters, padded to panels) plus the
  * biases. */

@@ -43,6 +43,8 @@
  * GEMM's own rounding error (max |error| / max |output| 1.4e-6 .. 2.8e-6 against 1.2e-6 .. 1.5e-6), with
  * 0, +-1, +-2 the lower RMS error on every shape (0.89e-6 / 1.27e-6 / 1.04e-6 against 0.93e-6 / 1.30e-6 /
  * 1.09e-6), so those points are used. */
+#include <stdatomic.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "cpu/cpu_backend.h"
@@ -56,9 +58,12 @@
  * faster: V and M then leave L2. AlexNet's 13 x 13 layers are over the cap at four images already. */
 #define AN_WINO_TILES 288
 #define AN_WINO_GROW_FLOATS ((size_t)2 << 20)
-/* F(2x2, 5x5) groups: images per group = this many tiles / an image's tiles, at least 1 (see
- * an_wino_geometry_init). */
-#define AN_WINO5_TILES 196
+/* F(2x2, 5x5): images bordered per group (the tile blocks of a group run in one pool pass). Eight of
+ * AlexNet's 27 x 27 maps are 1568 tiles, 49 panels of 32 with none padded, and their bordered copies (2 to
+ * 3 MB) stay in L3. */
+#define AN_WINO5_IMAGES 8
+/* Largest GEMM NR the F(2x2, 5x5) driver supports (stack arrays of per-block tile data). */
+#define AN_WINO5_MAX_NR 64
 /* Output channels per output-transform task. */
 #define AN_WINO_OUT_CHUNK 16
 
@@ -66,11 +71,16 @@ int an_conv_uses_winograd(const an_conv_desc *d, const an_cpu_kernels *kernels)
 {
     if (d->stride != 1)
         return 0;
-    return d->kernel_size == 3 ||
-           (d->kernel_size == 5 && kernels->wino5_input != NULL && kernels->wino5_output != NULL);
+    if (d->kernel_size == 3)
+        return 1;
+    if (d->kernel_size != 5 || kernels->wino5_input == NULL || kernels->wino5_output == NULL ||
+        kernels->gemm_nr > AN_WINO5_MAX_NR)
+        return 0;
+    return 1;
 }
 
-void an_wino_geometry_init(an_wino_geometry *w, const an_conv_desc *d, const an_cpu_kernels *kernels)
+void an_wino_geometry_init(an_wino_geometry *w, const an_conv_desc *d, const an_cpu_kernels *kernels,
+                           size_t threads)
 {
     memset(w, 0, sizeof *w);
     w->alpha = d->kernel_size == 5 ? 6 : 4;
@@ -94,8 +104,16 @@ void an_wino_geometry_init(an_wino_geometry *w, const an_conv_desc *d, const an_
         an_round_up((size_t)d->in_channels * w->bordered_height * w->bordered_width + AN_WINO_PLANE_SLACK, 16);
     size_t images;
     if (w->alpha == 6) {
-        images = AN_WINO5_TILES / w->tiles;
-        images = images > d->batch ? d->batch : images;
+        /* per task: V of one tile block (36 positions x K x NR) and its GEMM results for one M panel
+         * (36 x MR x NR) */
+        /* one cache line more than the panel: positions K x NR floats apart (8 KB for K = 64, NR = 32) put
+         * the input transform's 36 stores of a tile chunk in one L1 set, which measured the transform 2x
+         * slower */
+        w->v_position_floats = an_round_up(w->k * w->nr, 16) + 16;
+        w->task_floats = an_round_up(w->positions * w->v_position_floats, 16) +
+                         an_round_up(w->positions * w->mr * w->nr, 16);
+        w->threads = threads < 1 ? 1 : threads;
+        images = d->batch < AN_WINO5_IMAGES ? d->batch : AN_WINO5_IMAGES;
         w->group_images = images < 1 ? 1 : images;
         w->slot_floats = an_wino_slot_floats(w, w->group_images);
         return;
@@ -109,9 +127,12 @@ void an_wino_geometry_init(an_wino_geometry *w, const an_conv_desc *d, const an_
     w->slot_floats = an_wino_slot_floats(w, images);
 }
 
-/* Scratch for a group of `images`: bordered images, V, M. */
+/* Scratch for a group of `images`: bordered images, V, M (F(2x2, 5x5): bordered images, then each
+ * task's V block and M block). */
 size_t an_wino_slot_floats(const an_wino_geometry *w, size_t images)
 {
+    if (w->alpha == 6)
+        return images * w->bordered_floats + w->threads * w->task_floats;
     size_t n_panels = an_div_up(images * w->tiles, w->nr), n_padded = n_panels * w->nr;
     size_t v = w->groups * w->positions * n_panels * an_round_up(w->k * w->nr, 16);
     size_t m = w->groups * w->positions * w->m * n_padded;
@@ -200,8 +221,6 @@ void an_wino_pack_weights(const an_wino_geometry *w, const float *weight, const 
 
 typedef struct an_wino_job {
     const an_cpu_kernels *kernels;
-    an_wino_input_fn input; /* the table's transforms for this alpha */
-    an_wino_output_fn output;
     const an_conv_desc *desc;
     an_wino_geometry w;
     const float *in, *packed, *biases;
@@ -211,10 +230,30 @@ typedef struct an_wino_job {
     size_t first_image, images;
     size_t n, n_panels, n_padded, v_panel_floats;
     size_t mc_panels, gemm_m_blocks, out_chunks;
+    float *tasks;            /* F(2x2, 5x5): the tasks' V and M blocks */
+    size_t blocks;           /* F(2x2, 5x5): tile blocks (of NR) of the group */
+    atomic_size_t next_block;
 } an_wino_job;
 
 /* One input channel of every image of the group: border its planes, then transform all their tiles into
  * the channel's row of every V panel (the ISA's wino_input kernel, which also zeroes the padding columns). */
+static void an_wino_border_task(void *context, size_t c)
+{
+    an_wino_job *job = context;
+    const an_conv_desc *d = job->desc;
+    const an_wino_geometry *w = &job->w;
+    const size_t bh = w->bordered_height, bw = w->bordered_width, pad = d->padding;
+    for (size_t local = 0; local < job->images; local++) {
+        float *plane = job->bordered + local * w->bordered_floats + c * bh * bw;
+        const float *src =
+            job->in + ((job->first_image + local) * d->in_channels + c) * (size_t)d->in_height * d->in_width;
+        memset(plane, 0, bh * bw * sizeof *plane);
+        /* rows and columns past bh/bw (a bordered size cut short by the tiles) are never read */
+        for (size_t y = 0; y < d->in_height && y + pad < bh; y++)
+            an_copy_row(plane + (y + pad) * bw + pad, src + y * d->in_width, an_min(d->in_width, bw - pad));
+    }
+}
+
 static void an_wino_input_task(void *context, size_t c)
 {
     an_wino_job *job = context;
@@ -245,7 +284,7 @@ static void an_wino_input_task(void *context, size_t c)
         .nr = w->nr,
         .panels = job->n_panels,
     };
-    job->input(&args);
+    job->kernels->wino_input(&args);
 }
 
 /* GEMMs of one (group, xi) over a block of M panels, all tiles of the group. */
@@ -296,7 +335,101 @@ static void an_wino_output_task(void *context, size_t index)
             .out_height = d->out_height,
             .out_width = d->out_width,
         };
-        job->output(&args);
+        job->kernels->wino_output(&args);
+    }
+}
+
+/* F(2x2, 5x5), one block of NR tiles (tiles [b NR, b NR + count) of the group, across tile rows and
+ * images): for each group, the input transform of every input channel into the block's V (36 B panels, in
+ * this task's cache), then for each M panel its 36 GEMMs into a 36 x MR x NR block of M and at once the
+ * output transform of those MR channels. Neither V nor M ever leaves the core's L2 (one-tower's conv2: V
+ * 442 KB, M 55 KB); only the transformed weights stream (from L3), which the GEMM microkernel's compute per
+ * A float (NR multiply-adds) hides. The three-pass scheme of F(2x2, 3x3) wrote V and M for all the group's
+ * tiles (conv2: 2 MB and 6 MB an image) and measured both transforms at about half of the GEMMs' time. */
+static void an_wino5_block(an_wino_job *job, size_t block, float *v, float *mblock)
+{
+    const an_conv_desc *d = job->desc;
+    const an_wino_geometry *w = &job->w;
+    const size_t nr = w->nr, n0 = block * nr, count = an_min(nr, job->n - n0);
+    const size_t bh = w->bordered_height, bw = w->bordered_width, plane = (size_t)d->out_height * d->out_width;
+    /* runs of the block's tiles along one tile row: first lane, length, image, tile row, tile column, and
+     * the offset of the first patch in the group's bordered images */
+    size_t run_lane[AN_WINO5_MAX_NR], run_count[AN_WINO5_MAX_NR], run_image[AN_WINO5_MAX_NR];
+    size_t run_ty[AN_WINO5_MAX_NR], run_tx[AN_WINO5_MAX_NR], run_offset[AN_WINO5_MAX_NR], runs = 0;
+    for (size_t t = 0; t < count; t++) {
+        const size_t n = n0 + t, image = n / w->tiles, ty = n % w->tiles / w->tiles_w, tx = n % w->tiles_w;
+        if (t == 0 || tx == 0) {
+            run_lane[runs] = t, run_count[runs] = 0, run_image[runs] = image, run_ty[runs] = ty, run_tx[runs] = tx;
+            run_offset[runs] = image * w->bordered_floats + 2 * ty * bw + 2 * tx;
+            runs++;
+        }
+        run_count[runs - 1]++;
+    }
+    const size_t m_position = w->mr * nr;
+    for (size_t group = 0; group < w->groups; group++) {
+        for (size_t ic = 0; ic < w->k; ic++) {
+            an_wino5_input_args in = {
+                .plane = job->bordered + (group * w->k + ic) * bh * bw,
+                .row_floats = bw,
+                .count = count,
+                .nr = nr,
+                .runs = runs,
+                .run_lane = run_lane,
+                .run_count = run_count,
+                .run_offset = run_offset,
+                .v = v + ic * nr,
+                .position_stride = w->v_position_floats,
+            };
+            job->kernels->wino5_input(&in);
+        }
+        const float *a_group = job->packed + group * w->positions * w->m_panels * w->a_panel_floats;
+        for (size_t ip = 0; ip < w->m_panels; ip++) {
+            const size_t rows = an_min(w->mr, w->m - ip * w->mr);
+            for (size_t xi = 0; xi < w->positions; xi++) {
+                const float *a = a_group + (xi * w->m_panels + ip) * w->a_panel_floats + w->mr;
+                for (size_t pc = 0; pc < w->k; pc += w->kc) {
+                    const size_t kc = an_min(w->kc, w->k - pc);
+                    job->kernels->gemm(kc, a + pc * w->mr, v + xi * w->v_position_floats + pc * nr, job->zero_bias,
+                                       mblock + xi * m_position, nr, rows, count,
+                                       pc > 0 ? AN_GEMM_ACCUMULATE : 0u);
+                }
+            }
+            for (size_t r = 0; r < rows; r++) {
+                const size_t oc = group * w->m + ip * w->mr + r;
+                for (size_t run = 0; run < runs; run++) {
+                    const size_t oy = 2 * run_ty[run], ox = 2 * run_tx[run];
+                    an_wino5_output_args o = {
+                        .m = mblock + r * nr + run_lane[run],
+                        .position_stride = m_position,
+                        .count = run_count[run],
+                        .bias = job->biases[oc],
+                        .relu = d->relu,
+                        .out = job->out + ((job->first_image + run_image[run]) * d->out_channels + oc) * plane +
+                               oy * d->out_width + ox,
+                        .out_stride = d->out_width,
+                        .rows = an_min(2, d->out_height - oy),
+                        .width = an_min(2 * run_count[run], d->out_width - ox),
+                    };
+                    job->kernels->wino5_output(&o);
+                }
+            }
+        }
+    }
+}
+
+/* One of `threads` tasks: tile blocks from the shared counter until none is left, in the task's own V and
+ * M blocks. Each block's outputs are the same chains whichever task computes them. */
+static void an_wino5_task(void *context, size_t index)
+{
+    an_wino_job *job = context;
+    const an_wino_geometry *w = &job->w;
+    float *v = job->tasks + index * w->task_floats;
+    float *mblock = v + an_round_up(w->positions * w->v_position_floats, 16);
+    for (;;) {
+        const size_t block = atomic_fetch_add_explicit(&job->next_block, 1, memory_order_relaxed);
+        if (block >= job->blocks)
+            return;
+        an_wino5_block(job, block, v, mblock);
     }
 }
 
@@ -307,11 +440,9 @@ alexnet_status an_cpu_conv2d_winograd(an_backend_context *context, const an_conv
     memset(&job, 0, sizeof job);
     job.kernels = context->kernels;
     job.desc = desc;
-    an_wino_geometry_init(&job.w, desc, context->kernels);
+    an_wino_geometry_init(&job.w, desc, context->kernels, context->slot_count);
     const an_wino_geometry *w = &job.w;
-    job.input = w->alpha == 6 ? context->kernels->wino5_input : context->kernels->wino_input;
-    job.output = w->alpha == 6 ? context->kernels->wino5_output : context->kernels->wino_output;
-    if (job.input == NULL || job.output == NULL)
+    if (w->alpha == 6 && (context->kernels->wino5_input == NULL || context->kernels->wino5_output == NULL))
         return an_error(ALEXNET_E_STATE, "conv2d: no Winograd transforms for %ux%u filters in this kernel table",
                         (unsigned)desc->kernel_size, (unsigned)desc->kernel_size);
     if (w->slot_floats > context->slot_floats || context->prepared_slots < 1)
@@ -333,6 +464,20 @@ alexnet_status an_cpu_conv2d_winograd(an_backend_context *context, const an_conv
     job.mc_panels = an_div_up(w->m_panels, m_blocks);
     job.gemm_m_blocks = an_div_up(w->m_panels, job.mc_panels);
 
+    if (w->alpha == 6) {
+        for (size_t first = 0; first < desc->batch; first += w->group_images) {
+            job.first_image = first;
+            job.images = an_min(w->group_images, desc->batch - first);
+            job.n = job.images * w->tiles;
+            job.blocks = an_div_up(job.n, w->nr);
+            job.bordered = context->scratch;
+            job.tasks = job.bordered + job.images * w->bordered_floats;
+            atomic_store_explicit(&job.next_block, 0, memory_order_relaxed);
+            an_threadpool_run(context->pool, an_wino_border_task, &job, desc->in_channels);
+            an_threadpool_run(context->pool, an_wino5_task, &job, an_min(w->threads, job.blocks));
+        }
+        return ALEXNET_OK;
+    }
     for (size_t first = 0; first < desc->batch; first += w->group_images) {
         job.first_image = first;
         job.images = an_min(w->group_images, desc->batch - first);

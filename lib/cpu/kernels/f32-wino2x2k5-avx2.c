@@ -1,16 +1,17 @@
-/* Winograd F(2x2, 5x5) transforms, AVX2: eight tiles per vector, in the lane order of the packed panels,
- * laid out like the F(2x2, 3x3) ones (f32-wino2x2-avx2.c): the input gathers each 6x6 patch element of 8
- * consecutive tiles n (they wrap tile rows and images) and stores each of the 36 results as one aligned
- * 8-column chunk of a V panel row; the output reads 8 consecutive tiles of one tile row with masked loads and
- * writes each output row as the interleave of the tiles' two columns. Both follow kernels.h's order of
- * additions lane by lane, so the bits are the portable kernels'. */
+/* Winograd F(2x2, 5x5) transforms, AVX2: eight tiles per vector, in the lane order of the GEMM panels.
+ * Input: the 8 lanes are 8 consecutive tiles of the block (they may wrap tile rows and images), so each
+ * 6x6 patch element is a masked gather at the lanes' offsets plus (i, j), and each of the 36 results is one
+ * aligned 8-column store into its position's panel row; lanes past the block's tiles gather nothing and
+ * come out as the zeros the panel's padding columns need.
+ * Output: the lanes are 8 consecutive tiles of one tile row, so the 36 M values are plain masked loads;
+ * each output row is written as the interleave of the tiles' two columns.
+ * Both follow kernels.h's order of additions lane by lane, so the bits are the portable kernels'. */
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "cpu/kernels/f32-math-avx2.h"
 #include "cpu/kernels/kernels-avx2.h"
-#include "cpu/kernels/kernels-scalar.h"
 
 /* t = B^T d (kernels.h), eight lanes at a time. */
 static inline void an_wino5_bt_avx2(const __m256 d[6], __m256 t[6])
@@ -26,52 +27,63 @@ static inline void an_wino5_bt_avx2(const __m256 d[6], __m256 t[6])
     t[5] = _mm256_add_ps(_mm256_mul_ps(four, _mm256_sub_ps(d[1], d[3])), _mm256_sub_ps(d[5], d[3]));
 }
 
-void an_f32_wino2x2k5_input_avx2(const an_wino_input_args *a)
+/* Columns j and j + 1 of the patches of 8 consecutive tiles (2 floats apart) from the 16 floats at p:
+ * the even and the odd elements. */
+static inline void an_wino5_deinterleave(const float *p, __m256 *even, __m256 *odd)
 {
-    const size_t bw = a->row_floats, tiles = a->tiles_h * a->tiles_w, total = a->images * tiles;
-    /* gather offsets are 32-bit: larger images take the portable path */
-    if (a->nr % 8 != 0 || a->images * a->image_floats > (size_t)INT32_MAX / 2) {
-        an_f32_wino2x2k5_input_scalar(a);
-        return;
-    }
-    const size_t ps = a->position_stride;
-    for (size_t p = 0; p < a->panels; p++) {
-        for (size_t q = 0; q < a->nr; q += 8) {
-            const size_t n0 = p * a->nr + q;
-            float *dst = a->v + p * a->panel_floats + q;
-            if (n0 >= total) {
-                for (size_t xi = 0; xi < 36; xi++)
-                    _mm256_store_ps(dst + xi * ps, _mm256_setzero_ps());
-                continue;
+    const __m256 lo = _mm256_loadu_ps(p), hi = _mm256_loadu_ps(p + 8);
+    /* within each 128-bit half: (lo0 lo2 hi0 hi2), then the 64-bit pieces back in order */
+    *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0x88)), 0xd8));
+    *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0xdd)), 0xd8));
+}
+
+void an_f32_wino2x2k5_input_avx2(const an_wino5_input_args *a)
+{
+    const size_t bw = a->row_floats, ps = a->position_stride;
+    for (size_t run = 0; run < a->runs; run++) {
+        for (size_t u = 0; u < a->run_count[run]; u += 8) {
+            /* 8 tiles of the run (lanes past its end read up to 19 floats past the last patch's start,
+             * inside the row's successors or the plane's slack, and are not stored) */
+            const size_t lanes = a->run_count[run] - u < 8 ? a->run_count[run] - u : 8;
+            const __m256i mask = an_avx2_tail_mask(lanes);
+            const float *p = a->plane + a->run_offset[run] + 2 * u;
+            __m256 t[6][6]; /* t[i][j] = (B^T d)[i][j], computed column by column */
+            __m256 d[6][6];
+            for (int i = 0; i < 6; i++) {
+                const float *row = p + (size_t)i * bw;
+                an_wino5_deinterleave(row, &d[i][0], &d[i][1]);
+                an_wino5_deinterleave(row + 2, &d[i][2], &d[i][3]);
+                an_wino5_deinterleave(row + 4, &d[i][4], &d[i][5]);
             }
-            int32_t offsets[8];
-            int32_t valid[8];
-            for (size_t l = 0; l < 8; l++) {
-                size_t n = n0 + l < total ? n0 + l : 0;
-                size_t image = n / tiles, ty = n % tiles / a->tiles_w, tx = n % a->tiles_w;
-                offsets[l] = (int32_t)(image * a->image_floats + 2 * ty * bw + 2 * tx);
-                valid[l] = n0 + l < total ? -1 : 0;
-            }
-            const __m256i index = _mm256_loadu_si256((const __m256i *)(const void *)offsets);
-            const __m256 mask = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)(const void *)valid));
-            __m256 t[6][6]; /* t[i][j] = (B^T d)[i][j] */
             for (int j = 0; j < 6; j++) {
-                __m256 d[6], r[6];
+                __m256 col[6], r[6];
                 for (int i = 0; i < 6; i++)
-                    d[i] = _mm256_mask_i32gather_ps(_mm256_setzero_ps(), a->planes + (size_t)i * bw + (size_t)j,
-                                                    index, mask, 4);
-                an_wino5_bt_avx2(d, r);
+                    col[i] = d[i][j];
+                an_wino5_bt_avx2(col, r);
                 for (int i = 0; i < 6; i++)
                     t[i][j] = r[i];
             }
+            /* Full 8-lane stores where the panel row has room: lanes past the run hold garbage until the next
+             * run (in lane order) or the zeroing of the padding lanes below overwrites them. Masked stores
+             * (vmaskmovps) are microcoded on AMD cores: only the panel row's last chunk takes them. */
+            const size_t lane = a->run_lane[run] + u;
+            float *dst = a->v + lane;
+            const int full = lane + 8 <= a->nr;
             for (int i = 0; i < 6; i++) {
                 __m256 r[6];
                 an_wino5_bt_avx2(t[i], r);
-                for (int j = 0; j < 6; j++)
-                    _mm256_store_ps(dst + (size_t)(i * 6 + j) * ps, r[j]);
+                for (int j = 0; j < 6; j++) {
+                    if (full)
+                        _mm256_storeu_ps(dst + (size_t)(i * 6 + j) * ps, r[j]);
+                    else
+                        _mm256_maskstore_ps(dst + (size_t)(i * 6 + j) * ps, mask, r[j]);
+                }
             }
         }
     }
+    for (size_t n = a->count; n < a->nr; n++)
+        for (size_t xi = 0; xi < 36; xi++)
+            a->v[xi * ps + n] = 0.0f;
 }
 
 /* (s0, s1) = A^T m (kernels.h), eight lanes at a time. */
@@ -83,8 +95,8 @@ static inline void an_wino5_at_avx2(const __m256 m[6], __m256 *s0, __m256 *s1)
                         m[5]);
 }
 
-/* Lanes [0, count) of (left, right) interleaved, as up to 16 floats clipped to `width`, at dst. */
-static inline void an_store_pairs5(float *dst, __m256 left, __m256 right, size_t width)
+/* The lanes of (left, right) interleaved, as up to 16 floats clipped to `width`, at dst. */
+static inline void an_wino5_store_pairs(float *dst, __m256 left, __m256 right, size_t width)
 {
     __m256 lo = _mm256_unpacklo_ps(left, right), hi = _mm256_unpackhi_ps(left, right);
     __m256 first = _mm256_permute2f128_ps(lo, hi, 0x20), second = _mm256_permute2f128_ps(lo, hi, 0x31);
@@ -99,35 +111,33 @@ static inline void an_store_pairs5(float *dst, __m256 left, __m256 right, size_t
     memcpy(dst, row, width * sizeof *row);
 }
 
-void an_f32_wino2x2k5_output_avx2(const an_wino_output_args *a)
+void an_f32_wino2x2k5_output_avx2(const an_wino5_output_args *a)
 {
-    const size_t ps = a->position_stride, oh = a->out_height, ow = a->out_width;
+    const size_t ps = a->position_stride;
     const __m256 bias = _mm256_set1_ps(a->bias), zero = _mm256_setzero_ps();
-    for (size_t ty = 0; ty < a->tiles_h; ty++) {
-        for (size_t tx = 0; tx < a->tiles_w; tx += 8) {
-            const size_t count = a->tiles_w - tx < 8 ? a->tiles_w - tx : 8;
-            const __m256i mask = an_avx2_tail_mask(count);
-            const float *m = a->m + a->first_tile + ty * a->tiles_w + tx;
-            __m256 s[2][6];
-            for (int j = 0; j < 6; j++) {
-                __m256 col[6];
-                for (int i = 0; i < 6; i++)
-                    col[i] = _mm256_maskload_ps(m + (size_t)(6 * i + j) * ps, mask);
-                an_wino5_at_avx2(col, &s[0][j], &s[1][j]);
+    for (size_t t = 0; t < a->count; t += 8) {
+        const size_t lanes = a->count - t < 8 ? a->count - t : 8;
+        const __m256i mask = an_avx2_tail_mask(lanes);
+        const float *m = a->m + t;
+        __m256 s[2][6];
+        for (int j = 0; j < 6; j++) {
+            __m256 col[6];
+            for (int i = 0; i < 6; i++)
+                col[i] = _mm256_maskload_ps(m + (size_t)(6 * i + j) * ps, mask);
+            an_wino5_at_avx2(col, &s[0][j], &s[1][j]);
+        }
+        const size_t width = a->width - 2 * t < 16 ? a->width - 2 * t : 16;
+        for (size_t r = 0; r < a->rows; r++) {
+            __m256 y0, y1;
+            an_wino5_at_avx2(s[r], &y0, &y1);
+            y0 = _mm256_add_ps(y0, bias);
+            y1 = _mm256_add_ps(y1, bias);
+            if (a->relu) {
+                /* max(0, x) keeps NaN and -0 as the portable `x < 0 ? 0 : x` does */
+                y0 = _mm256_max_ps(zero, y0);
+                y1 = _mm256_max_ps(zero, y1);
             }
-            const size_t width = ow - 2 * tx < 2 * count ? ow - 2 * tx : 2 * count;
-            for (size_t r = 0; r < 2 && 2 * ty + r < oh; r++) {
-                __m256 y0, y1;
-                an_wino5_at_avx2(s[r], &y0, &y1);
-                y0 = _mm256_add_ps(y0, bias);
-                y1 = _mm256_add_ps(y1, bias);
-                if (a->relu) {
-                    /* max(0, x) keeps NaN and -0 as the portable `x < 0 ? 0 : x` does */
-                    y0 = _mm256_max_ps(zero, y0);
-                    y1 = _mm256_max_ps(zero, y1);
-                }
-                an_store_pairs5(a->out + (2 * ty + r) * ow + 2 * tx, y0, y1, width);
-            }
+            an_wino5_store_pairs(a->out + r * a->out_stride + 2 * t, y0, y1, width);
         }
     }
 }
