@@ -1,10 +1,11 @@
 /* Winograd F(2x2, 5x5) transforms, AVX2: eight tiles per vector, in the lane order of the GEMM panels.
- * Input: the 8 lanes are 8 consecutive tiles of the block (they may wrap tile rows and images), so each
- * 6x6 patch element is a masked gather at the lanes' offsets plus (i, j), and each of the 36 results is one
- * aligned 8-column store into its position's panel row; lanes past the block's tiles gather nothing and
- * come out as the zeros the panel's padding columns need.
- * Output: the lanes are 8 consecutive tiles of one tile row, so the 36 M values are plain masked loads;
- * each output row is written as the interleave of the tiles' two columns.
+ * Input: the lanes are up to 8 consecutive tiles of one run (one tile row), whose patches start 2 floats
+ * apart, so each patch row is three pairs of unaligned 8-float loads split into even and odd elements
+ * (columns j and j + 1 of the 8 patches) instead of 36 gathers; each of the 36 results is one 8-column
+ * store into its position's panel row (unmasked where the row has room: vmaskmovps stores are microcoded
+ * on AMD cores).
+ * Output: the lanes are 8 consecutive tiles of one tile row, so the 36 M values are masked loads; each
+ * output row is written as the interleave of the tiles' two columns.
  * Both follow kernels.h's order of additions lane by lane, so the bits are the portable kernels'. */
 #include <immintrin.h>
 #include <stdint.h>
