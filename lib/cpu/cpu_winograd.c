@@ -365,19 +365,27 @@ static void an_wino5_block(an_wino_job *job, size_t block, float *v, float *mblo
     const an_wino_geometry *w = &job->w;
     const size_t nr = w->nr, n0 = block * nr, count = an_min(nr, job->n - n0);
     const size_t bh = w->bordered_height, bw = w->bordered_width, plane = (size_t)d->out_height * d->out_width;
-    /* runs of the block's tiles along one tile row: first lane, length, image, tile row, tile column, and
-     * the offset of the first patch in the group's bordered images */
-    size_t run_lane[AN_WINO5_MAX_NR], run_count[AN_WINO5_MAX_NR], run_image[AN_WINO5_MAX_NR];
-    size_t run_ty[AN_WINO5_MAX_NR], run_tx[AN_WINO5_MAX_NR], run_offset[AN_WINO5_MAX_NR], runs = 0;
+    /* runs of the block's tiles along one tile row: first lane, length, and the offset of the first patch
+     * in the group's bordered images */
+    size_t run_lane[AN_WINO5_MAX_NR], run_count[AN_WINO5_MAX_NR];
+    size_t run_offset[AN_WINO5_MAX_NR], runs = 0;
+    /* and where its outputs go: offset from the output channel's plane in the group's first image, rows
+     * and columns inside the map */
+    size_t run_out[AN_WINO5_MAX_NR], run_rows[AN_WINO5_MAX_NR], run_width[AN_WINO5_MAX_NR];
     for (size_t t = 0; t < count; t++) {
         const size_t n = n0 + t, image = n / w->tiles, ty = n % w->tiles / w->tiles_w, tx = n % w->tiles_w;
         if (t == 0 || tx == 0) {
-            run_lane[runs] = t, run_count[runs] = 0, run_image[runs] = image, run_ty[runs] = ty, run_tx[runs] = tx;
+            run_lane[runs] = t, run_count[runs] = 0;
             run_offset[runs] = image * w->bordered_floats + 2 * ty * bw + 2 * tx;
+            run_out[runs] = image * d->out_channels * plane + 2 * ty * d->out_width + 2 * tx;
+            run_rows[runs] = an_min(2, d->out_height - 2 * ty);
+            run_width[runs] = 2 * tx; /* the end column, made a width below */
             runs++;
         }
         run_count[runs - 1]++;
     }
+    for (size_t run = 0; run < runs; run++)
+        run_width[run] = an_min(2 * run_count[run], d->out_width - run_width[run]);
     const size_t m_position = w->mr * nr;
     for (size_t group = 0; group < w->groups; group++) {
         for (size_t ic = 0; ic < w->k; ic++) {
@@ -409,22 +417,23 @@ static void an_wino5_block(an_wino_job *job, size_t block, float *v, float *mblo
             }
             for (size_t r = 0; r < rows; r++) {
                 const size_t oc = group * w->m + ip * w->mr + r;
-                for (size_t run = 0; run < runs; run++) {
-                    const size_t oy = 2 * run_ty[run], ox = 2 * run_tx[run];
-                    an_wino5_output_args o = {
-                        .m = mblock + r * nr + run_lane[run],
-                        .position_stride = m_position,
-                        .count = run_count[run],
-                        .bias = job->biases[oc],
-                        .relu = d->relu,
-                        .out = job->out + ((job->first_image + run_image[run]) * d->out_channels + oc) * plane +
-                               oy * d->out_width + ox,
-                        .out_stride = d->out_width,
-                        .rows = an_min(2, d->out_height - oy),
-                        .width = an_min(2 * run_count[run], d->out_width - ox),
-                    };
-                    job->kernels->wino5_output(&o);
-                }
+                an_wino5_output_args o = {
+                    .m = mblock + r * nr,
+                    .position_stride = m_position,
+                    .count = count,
+                    .nr = nr,
+                    .bias = job->biases[oc],
+                    .relu = d->relu,
+                    .out = job->out + (job->first_image * d->out_channels + oc) * plane,
+                    .out_stride = d->out_width,
+                    .runs = runs,
+                    .run_lane = run_lane,
+                    .run_count = run_count,
+                    .run_offset = run_out,
+                    .run_rows = run_rows,
+                    .run_width = run_width,
+                };
+                job->kernels->wino5_output(&o);
             }
         }
     }

@@ -458,19 +458,27 @@ START_TEST(winograd5_transforms_match_portable_ones)
         ck_assert_msg(memcmp(got, want, floats * sizeof *got) == 0, "wino5_input %zu tiles from %zu of %zux%zu x %zu",
                       block, n0, th, tw, images);
 
-        const size_t out_count = rand_range(1, 19), rows = rand_range(1, 2);
-        const size_t width = 2 * out_count - rand_range(0, 1), out_stride = width + rand_range(0, 5);
-        const size_t m_stride = out_count + rand_range(0, 40);
-        float *m = random_floats(36 * m_stride, 195 + (uint64_t)trial);
-        float *out_got = malloc(2 * out_stride * sizeof *out_got), *out_want = malloc(2 * out_stride * sizeof *out_want);
-        for (size_t i = 0; i < 2 * out_stride; i++)
+        /* output: the same block's runs, written into a map of the tile rows' width with the last run's
+         * rows and columns cut short at random (odd maps) */
+        const size_t out_stride = 2 * tw + rand_range(0, 3), out_floats = images * (2 * th + 1) * out_stride;
+        size_t run_out[64], run_rows[64], run_width[64];
+        for (size_t r = 0; r < runs; r++) {
+            const size_t n = n0 + run_lane[r], image = n / tiles, ty = n % tiles / tw, tx = n % tw;
+            run_out[r] = image * (2 * th + 1) * out_stride + 2 * ty * out_stride + 2 * tx;
+            run_rows[r] = rand_range(1, 2);
+            run_width[r] = 2 * run_count[r] - rand_range(0, 1);
+        }
+        float *m = random_floats(36 * position_stride, 195 + (uint64_t)trial);
+        float *out_got = malloc(out_floats * sizeof *out_got), *out_want = malloc(out_floats * sizeof *out_want);
+        for (size_t i = 0; i < out_floats; i++)
             out_got[i] = out_want[i] = 7.0f;
-        an_wino5_output_args o = {m, m_stride, out_count, -0.25f, trial % 2, out_got, out_stride, rows, width};
+        an_wino5_output_args o = {m,       position_stride, block,    nr,       -0.25f,  trial % 2, out_got,
+                                  out_stride, runs,         run_lane, run_count, run_out, run_rows,  run_width};
         kernels->wino5_output(&o);
         o.out = out_want;
         an_f32_wino2x2k5_output_scalar(&o);
-        ck_assert_msg(memcmp(out_got, out_want, 2 * out_stride * sizeof *out_got) == 0, "wino5_output %zu tiles",
-                      out_count);
+        ck_assert_msg(memcmp(out_got, out_want, out_floats * sizeof *out_got) == 0, "wino5_output %zu tiles in %zu runs",
+                      block, runs);
         free(planes), free(got), free(want), free(m), free(out_got), free(out_want);
     }
 }
@@ -499,7 +507,8 @@ START_TEST(winograd5_transforms_are_the_documented_matrices)
                           (double)v[i * 6 + j], want);
         }
     float *m = random_floats(36, 301), y[4];
-    an_wino5_output_args out = {m, 1, 1, 0.5f, 0, y, 2, 2, 2};
+    size_t rows = 2, width = 2;
+    an_wino5_output_args out = {m, 1, 1, 1, 0.5f, 0, y, 2, 1, &lane, &one, &offset, &rows, &width};
     an_f32_wino2x2k5_output_scalar(&out);
     for (int r = 0; r < 2; r++)
         for (int c = 0; c < 2; c++) {

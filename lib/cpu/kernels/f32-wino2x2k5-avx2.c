@@ -4,8 +4,8 @@
  * (columns j and j + 1 of the 8 patches) instead of 36 gathers; each of the 36 results is one 8-column
  * store into its position's panel row (unmasked where the row has room: vmaskmovps stores are microcoded
  * on AMD cores).
- * Output: the lanes are 8 consecutive tiles of one tile row, so the 36 M values are masked loads; each
- * output row is written as the interleave of the tiles' two columns.
+ * Output: the lanes are 8 consecutive tiles of the block, so the 36 M values are masked loads; each output
+ * row is the interleave of the tiles' two columns, staged for the block and copied run by run.
  * Both follow kernels.h's order of additions lane by lane, so the bits are the portable kernels'. */
 #include <immintrin.h>
 #include <stdint.h>
@@ -96,29 +96,27 @@ static inline void an_wino5_at_avx2(const __m256 m[6], __m256 *s0, __m256 *s1)
                         m[5]);
 }
 
-/* The lanes of (left, right) interleaved, as up to 16 floats clipped to `width`, at dst. */
-static inline void an_wino5_store_pairs(float *dst, __m256 left, __m256 right, size_t width)
+/* n floats from src to dst: 8-float stores while they fit, then single floats (vmaskmovps stores are
+ * microcoded on AMD cores). */
+static inline void an_wino5_copy(float *dst, const float *src, size_t n)
 {
-    __m256 lo = _mm256_unpacklo_ps(left, right), hi = _mm256_unpackhi_ps(left, right);
-    __m256 first = _mm256_permute2f128_ps(lo, hi, 0x20), second = _mm256_permute2f128_ps(lo, hi, 0x31);
-    if (width >= 16) {
-        _mm256_storeu_ps(dst, first);
-        _mm256_storeu_ps(dst + 8, second);
-        return;
-    }
-    float row[16];
-    _mm256_storeu_ps(row, first);
-    _mm256_storeu_ps(row + 8, second);
-    memcpy(dst, row, width * sizeof *row);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_loadu_ps(src + i));
+    for (; i < n; i++)
+        dst[i] = src[i];
 }
 
 void an_f32_wino2x2k5_output_avx2(const an_wino5_output_args *a)
 {
     const size_t ps = a->position_stride;
     const __m256 bias = _mm256_set1_ps(a->bias), zero = _mm256_setzero_ps();
+    /* The block's two output rows of every tile, computed 8 lanes at a time over the whole block (runs
+     * split chunks otherwise: 14-tile rows make 5-6 chunks of a 32-tile block instead of 4), then copied
+     * run by run. */
+    float rows[2][2 * 64 + 16];
     for (size_t t = 0; t < a->count; t += 8) {
-        const size_t lanes = a->count - t < 8 ? a->count - t : 8;
-        const __m256i mask = an_avx2_tail_mask(lanes);
+        const __m256i mask = an_avx2_tail_mask(a->count - t < 8 ? a->count - t : 8);
         const float *m = a->m + t;
         __m256 s[2][6];
         for (int j = 0; j < 6; j++) {
@@ -127,8 +125,7 @@ void an_f32_wino2x2k5_output_avx2(const an_wino5_output_args *a)
                 col[i] = _mm256_maskload_ps(m + (size_t)(6 * i + j) * ps, mask);
             an_wino5_at_avx2(col, &s[0][j], &s[1][j]);
         }
-        const size_t width = a->width - 2 * t < 16 ? a->width - 2 * t : 16;
-        for (size_t r = 0; r < a->rows; r++) {
+        for (int r = 0; r < 2; r++) {
             __m256 y0, y1;
             an_wino5_at_avx2(s[r], &y0, &y1);
             y0 = _mm256_add_ps(y0, bias);
@@ -138,7 +135,14 @@ void an_f32_wino2x2k5_output_avx2(const an_wino5_output_args *a)
                 y0 = _mm256_max_ps(zero, y0);
                 y1 = _mm256_max_ps(zero, y1);
             }
-            an_wino5_store_pairs(a->out + r * a->out_stride + 2 * t, y0, y1, width);
+            /* tile t + l's two columns at 2 (t + l) and 2 (t + l) + 1 */
+            const __m256 lo = _mm256_unpacklo_ps(y0, y1), hi = _mm256_unpackhi_ps(y0, y1);
+            _mm256_storeu_ps(rows[r] + 2 * t, _mm256_permute2f128_ps(lo, hi, 0x20));
+            _mm256_storeu_ps(rows[r] + 2 * t + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
         }
     }
+    for (size_t run = 0; run < a->runs; run++)
+        for (size_t r = 0; r < a->run_rows[run]; r++)
+            an_wino5_copy(a->out + a->run_offset[run] + r * a->out_stride, rows[r] + 2 * a->run_lane[run],
+                          a->run_width[run]);
 }

@@ -54,22 +54,26 @@ static inline void an_wino5_at(const float m[6], float s[2])
 void an_f32_wino2x2k5_output_scalar(const an_wino5_output_args *a)
 {
     const size_t ps = a->position_stride;
-    for (size_t n = 0; n < a->count; n++) {
-        float s[2][6];
-        for (int j = 0; j < 6; j++) {
-            float col[6], r[2];
-            for (int i = 0; i < 6; i++)
-                col[i] = a->m[(size_t)(6 * i + j) * ps + n];
-            an_wino5_at(col, r);
-            s[0][j] = r[0];
-            s[1][j] = r[1];
-        }
-        for (size_t r = 0; r < a->rows; r++) {
-            float y[2];
-            an_wino5_at(s[r], y);
-            for (size_t c = 0; c < 2 && 2 * n + c < a->width; c++) {
-                const float v = y[c] + a->bias;
-                a->out[r * a->out_stride + 2 * n + c] = a->relu && v < 0.0f ? 0.0f : v;
+    for (size_t run = 0; run < a->runs; run++) {
+        for (size_t u = 0; u < a->run_count[run]; u++) {
+            const float *m = a->m + a->run_lane[run] + u;
+            float *out = a->out + a->run_offset[run] + 2 * u;
+            float s[2][6];
+            for (int j = 0; j < 6; j++) {
+                float col[6], r[2];
+                for (int i = 0; i < 6; i++)
+                    col[i] = m[(size_t)(6 * i + j) * ps];
+                an_wino5_at(col, r);
+                s[0][j] = r[0];
+                s[1][j] = r[1];
+            }
+            for (size_t r = 0; r < a->run_rows[run]; r++) {
+                float y[2];
+                an_wino5_at(s[r], y);
+                for (size_t c = 0; c < 2 && 2 * u + c < a->run_width[run]; c++) {
+                    const float v = y[c] + a->bias;
+                    out[r * a->out_stride + c] = a->relu && v < 0.0f ? 0.0f : v;
+                }
             }
         }
     }

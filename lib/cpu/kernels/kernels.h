@@ -150,20 +150,23 @@ typedef struct an_wino5_input_args {
 } an_wino5_input_args;
 typedef void (*an_wino5_input_fn)(const an_wino5_input_args *args);
 
-/* Output, one output channel of `count` consecutive tiles of one tile row: tile t's m_xi is
+/* Output, one output channel of a block of `count` tiles (the input's runs): tile t's m_xi is
  * m[xi * position_stride + t]; A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 1] is applied first for each column j on
  * m0 .. m5 = m[6 i + j], i = 0 .. 5:
  *   s0 = ((m1 + m2) + (m3 + m4)) + m0,  s1 = ((m1 - m2) + 2 (m3 - m4)) + m5,
  * then the same on each row r of s (m_j = s[r][j]), plus the bias (last), ReLU if asked (max(0, y), NaN and
- * -0 kept as `y < 0 ? 0 : y` keeps them). Tile t's outputs go to out[r * out_stride + 2 t + c], only where
- * r < rows (1 or 2) and 2 t + c < width (<= 2 count). */
+ * -0 kept as `y < 0 ? 0 : y` keeps them). Run k (tiles run_lane[k] .. + run_count[k] - 1, consecutive in one
+ * tile row) stores its tiles' outputs to out + run_offset[k]: tile u of the run at [r * out_stride + 2 u + c],
+ * only where r < run_rows[k] (1 or 2) and 2 u + c < run_width[k] (<= 2 run_count[k]). m is readable for
+ * the `nr` lanes of every position (nr >= count). */
 typedef struct an_wino5_output_args {
     const float *m;
-    size_t position_stride, count;
+    size_t position_stride, count, nr;
     float bias;
     int relu;
     float *out;
-    size_t out_stride, rows, width;
+    size_t out_stride, runs;
+    const size_t *run_lane, *run_count, *run_offset, *run_rows, *run_width;
 } an_wino5_output_args;
 typedef void (*an_wino5_output_fn)(const an_wino5_output_args *args);
 
