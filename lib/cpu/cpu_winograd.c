@@ -248,8 +248,7 @@ typedef struct an_wino_job {
     atomic_size_t next_block;
 } an_wino_job;
 
-/* One input channel of every image of the group: border its planes, then transform all their tiles into
- * the channel's row of every V panel (the ISA's wino_input kernel, which also zeroes the padding columns). */
+/* One input channel of every image of the group: its zero-bordered planes. */
 static void an_wino_border_task(void *context, size_t c)
 {
     an_wino_job *job = context;
@@ -267,22 +266,16 @@ static void an_wino_border_task(void *context, size_t c)
     }
 }
 
+/* F(2x2, 3x3), one input channel of every image of the group: border its planes, then transform all their
+ * tiles into the channel's row of every V panel (the ISA's wino_input kernel, which also zeroes the padding
+ * columns). */
 static void an_wino_input_task(void *context, size_t c)
 {
     an_wino_job *job = context;
-    const an_conv_desc *d = job->desc;
     const an_wino_geometry *w = &job->w;
     const size_t group = c / w->k, ic = c % w->k;
-    const size_t bh = w->bordered_height, bw = w->bordered_width, pad = d->padding;
-    for (size_t local = 0; local < job->images; local++) {
-        float *plane = job->bordered + local * w->bordered_floats + c * bh * bw;
-        const float *src =
-            job->in + ((job->first_image + local) * d->in_channels + c) * (size_t)d->in_height * d->in_width;
-        memset(plane, 0, bh * bw * sizeof *plane);
-        /* rows and columns past bh/bw (a bordered size cut short by the tiles) are never read */
-        for (size_t y = 0; y < d->in_height && y + pad < bh; y++)
-            an_copy_row(plane + (y + pad) * bw + pad, src + y * d->in_width, an_min(d->in_width, bw - pad));
-    }
+    const size_t bh = w->bordered_height, bw = w->bordered_width;
+    an_wino_border_task(context, c);
     const size_t position_stride = job->n_panels * job->v_panel_floats;
     an_wino_input_args args = {
         .planes = job->bordered + c * bh * bw,
@@ -357,8 +350,8 @@ static void an_wino_output_task(void *context, size_t index)
  * this task's cache), then for each M panel its 36 GEMMs into a 36 x MR x NR block of M and at once the
  * output transform of those MR channels. Neither V nor M ever leaves the core's L2 (one-tower's conv2: V
  * 442 KB, M 55 KB); only the transformed weights stream (from L3), which the GEMM microkernel's compute per
- * A float (NR multiply-adds) hides. The three-pass scheme of F(2x2, 3x3) wrote V and M for all the group's
- * tiles (conv2: 2 MB and 6 MB an image) and measured both transforms at about half of the GEMMs' time. */
+ * A float (NR multiply-adds) hides. (The three-pass scheme of F(2x2, 3x3) writes V and M for all the group's
+ * tiles: 2 MB and 6 MB an image for conv2, which made its transforms as slow as its GEMMs.) */
 static void an_wino5_block(an_wino_job *job, size_t block, float *v, float *mblock)
 {
     const an_conv_desc *d = job->desc;
