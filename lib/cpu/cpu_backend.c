@@ -180,14 +180,15 @@ static alexnet_status an_cpu_fc_alias(an_backend_context *context, const an_fc_d
     return ALEXNET_OK;
 }
 
-/* Conv weights in the layout the forward path reads: Winograd-transformed panels for 3x3 stride 1, GEMM
- * panels otherwise (biases folded in). Writes into `packed` when non-NULL (a refresh), else sizes only. */
+/* Conv weights in the layout the forward path reads: Winograd-transformed panels for 3x3 stride 1 (and 5x5
+ * stride 1 where the table has those transforms: an_conv_uses_winograd), GEMM panels otherwise (biases
+ * folded in). Writes into `packed` when non-NULL (a refresh), else sizes only. */
 static size_t an_cpu_conv_pack(const an_backend_context *context, const an_conv_desc *conv, const float *weight,
                                const float *bias, float *packed)
 {
-    if (an_conv_uses_winograd(conv)) {
+    if (an_conv_uses_winograd(conv, context->kernels)) {
         an_wino_geometry w;
-        an_wino_geometry_init(&w, conv, context->kernels);
+        an_wino_geometry_init(&w, conv, context->kernels, context->slot_count);
         if (packed != NULL)
             an_wino_pack_weights(&w, weight, bias, packed);
         return an_wino_packed_floats(&w);
@@ -258,10 +259,10 @@ static alexnet_status an_cpu_prepare(an_backend_context *context, const an_op_de
         }
         if (ops[i].kind != AN_OP_CONV2D)
             continue;
-        if (an_conv_uses_winograd(&ops[i].u.conv)) {
+        if (an_conv_uses_winograd(&ops[i].u.conv, context->kernels)) {
             /* one slot: the Winograd passes share it */
             an_wino_geometry w;
-            an_wino_geometry_init(&w, &ops[i].u.conv, context->kernels);
+            an_wino_geometry_init(&w, &ops[i].u.conv, context->kernels, context->slot_count);
             slot_floats = w.slot_floats > slot_floats ? w.slot_floats : slot_floats;
             slots = slots < 1 ? 1 : slots;
             continue;
@@ -315,9 +316,9 @@ static alexnet_status an_cpu_conv2d_op(an_backend_context *context, const an_con
     if (weights->kind != AN_OP_CONV2D || w->in_channels != desc->in_channels ||
         w->out_channels != desc->out_channels || w->kernel_size != desc->kernel_size || w->groups != desc->groups)
         return an_error(ALEXNET_E_BACKEND, "cpu-simd: conv2d weights were packed for another shape");
-    if (an_conv_uses_winograd(desc) != an_conv_uses_winograd(w))
+    if (an_conv_uses_winograd(desc, context->kernels) != an_conv_uses_winograd(w, context->kernels))
         return an_error(ALEXNET_E_BACKEND, "cpu-simd: conv2d weights were packed for another algorithm");
-    if (an_conv_uses_winograd(desc))
+    if (an_conv_uses_winograd(desc, context->kernels))
         return an_cpu_conv2d_winograd(context, desc, in->data, weights->data, out->data);
     return an_cpu_conv2d(context, desc, in->data, weights->data, out->data);
 }

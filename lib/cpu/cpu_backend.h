@@ -127,9 +127,11 @@ void an_conv_pack_weights(const an_conv_geometry *g, const float *weight, const 
 alexnet_status an_cpu_conv2d(an_backend_context *context, const an_conv_desc *desc, const float *in,
                              const float *packed, float *out);
 
-/* ---- Winograd F(2x2, 3x3) (cpu_winograd.c) ---- */
+/* ---- Winograd F(2x2, 3x3) and F(2x2, 5x5) (cpu_winograd.c) ---- */
 
 typedef struct an_wino_geometry {
+    size_t alpha;             /* transform size: 4 for 3x3 filters, 6 for 5x5 ones */
+    size_t positions;         /* alpha x alpha GEMMs */
     size_t groups, m, k;      /* per group: output channels, input channels */
     size_t mr, nr, kc;
     size_t m_panels, a_panel_floats;
@@ -137,13 +139,21 @@ typedef struct an_wino_geometry {
     size_t bordered_height, bordered_width, bordered_floats;
     size_t group_images;      /* images per group (cpu_winograd.c: AN_WINO_IMAGES, more on small maps) */
     size_t slot_floats;       /* scratch for a group of group_images images */
+    /* F(2x2, 5x5) only: tasks (the pool's concurrency), each with task_floats of scratch (its V block of
+     * 36 positions of v_position_floats, then its M block) */
+    size_t threads, task_floats, v_position_floats;
 } an_wino_geometry;
 
-/* Whether a convolution runs by Winograd (3x3, stride 1): decided by the shape alone, for every batch. */
-int an_conv_uses_winograd(const an_conv_desc *desc);
-void an_wino_geometry_init(an_wino_geometry *w, const an_conv_desc *desc, const an_cpu_kernels *kernels);
+/* Whether a convolution runs by Winograd: 3x3 stride 1 always, 5x5 stride 1 where the kernel table has the
+ * F(2x2, 5x5) transforms. Decided by the shape and the table alone, for every batch: weights packing,
+ * prepare and dispatch all ask it with the context's table. */
+int an_conv_uses_winograd(const an_conv_desc *desc, const an_cpu_kernels *kernels);
+/* threads: the pool's concurrency (the F(2x2, 5x5) scratch holds one block per task) */
+void an_wino_geometry_init(an_wino_geometry *w, const an_conv_desc *desc, const an_cpu_kernels *kernels,
+                           size_t threads);
 size_t an_wino_slot_floats(const an_wino_geometry *w, size_t images);
-/* Floats of the transformed, packed weights (16 / 9 of the filters, padded to panels) plus the biases. */
+/* Floats of the transformed, packed weights (16 / 9 or 36 / 25 of the filters, padded to panels) plus the
+ * biases. */
 size_t an_wino_packed_floats(const an_wino_geometry *w);
 void an_wino_pack_weights(const an_wino_geometry *w, const float *weight, const float *bias, float *packed);
 alexnet_status an_cpu_conv2d_winograd(an_backend_context *context, const an_conv_desc *desc, const float *in,

@@ -18,4 +18,6 @@ const an_cpu_kernels an_cpu_kernels_avx2 = {
     .softmax = an_f32_softmax_avx2,
     .relu = an_f32_relu_avx2,
     .dot_tile = an_f32_dot_4x4_avx2,
+    .wino5_input = an_f32_wino2x2k5_input_avx2,
+    .wino5_output = an_f32_wino2x2k5_output_avx2,
 };

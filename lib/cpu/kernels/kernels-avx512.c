@@ -28,4 +28,6 @@ const an_cpu_kernels an_cpu_kernels_avx512 = {
     .max_pool_argmax_s2 = an_f32_maxpool_argmax_s2_avx512,
     .gemm_indirect_split = an_f32_gemm_12x32_avx512_indirect_split,
     .fc_blocked = an_f32_fc_8x3_avx512_blocked,
+    .wino5_input = an_f32_wino2x2k5_input_avx2,
+    .wino5_output = an_f32_wino2x2k5_output_avx2,
 };

@@ -18,4 +18,6 @@ const an_cpu_kernels an_cpu_kernels_scalar = {
     .softmax = an_f32_softmax_scalar,
     .relu = an_f32_relu_scalar,
     .dot_tile = an_f32_dot_4x4_scalar,
+    .wino5_input = an_f32_wino2x2k5_input_scalar,
+    .wino5_output = an_f32_wino2x2k5_output_scalar,
 };

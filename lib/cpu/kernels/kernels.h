@@ -9,6 +9,7 @@
  *   im2col      packs one NR-column panel of im2col from the zero-bordered input image;
  *   wino_input  Winograd F(2x2, 3x3) input transform of one bordered channel plane (cpu_winograd.c);
  *   wino_output its output transform of one output channel, with bias and ReLU;
+ *   wino5_input, wino5_output  optional: the same for Winograd F(2x2, 5x5) (5x5 stride-1 layers: conv2);
  *   fc          fully connected rows [row_begin, row_end) for every image of the batch;
  *   max_pool    max pooling of whole planes;
  *   lrn         local response normalisation of a channel range of one image;
@@ -124,6 +125,52 @@ typedef struct an_wino_output_args {
 } an_wino_output_args;
 typedef void (*an_wino_output_fn)(const an_wino_output_args *args);
 
+/* Winograd F(2x2, 5x5) (cpu_winograd.c has the derivation and the driver), 6x6 patches and 36 positions
+ * xi = 6 i + j. Unlike F(2x2, 3x3)'s, these transforms work on one block of at most NR tiles (one GEMM panel
+ * column block) at a time, so that V and M stay in the core's cache (cpu_winograd.c). Optional: NULL in a
+ * table means 5x5 convolutions keep the GEMM path (both are set or neither).
+ * Input, one input channel of a block of `count` tiles: the block's lanes form `runs` runs of consecutive
+ * tiles of one tile row; run r covers lanes run_lane[r] .. run_lane[r] + run_count[r] - 1 (the runs are in
+ * lane order and cover [0, count)), and the 6x6 patch d of its tile u starts at plane + run_offset[r] + 2 u
+ * (rows row_floats apart). V = B^T d B with
+ *   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1],
+ * computed, for each column j, on the patch rows d0 .. d5 (d_i = patch[i][j]) in float as
+ *   a = d4 - d2, b = d3 - d1, c = d3 + d4, e = d1 + d2, f = d1 - d2, h = d4 - d3,
+ *   t0 = 4 (d0 - d2) + a, t1 = c - 4 e, t2 = h + 4 f, t3 = a + 2 b, t4 = a - 2 b, t5 = 4 (d1 - d3) + (d5 - d3)
+ * (every product is by a power of two, hence exact: fused or not, the bits are the same), then the same
+ * formulas on each row i of t (d_j = t[i][j]) give V[6 i + j] = t_j, stored to v[xi * position_stride + t]
+ * for lane t; lanes count <= t < nr get zeros. v and position_stride are multiples of 8 floats (32-byte
+ * aligned). A kernel may read up to AN_WINO_PLANE_SLACK floats past a patch row's end (the driver's planes
+ * have that slack after their last row). */
+typedef struct an_wino5_input_args {
+    const float *plane;
+    size_t row_floats, count, nr, runs;
+    const size_t *run_lane, *run_count, *run_offset;
+    float *v;
+    size_t position_stride;
+} an_wino5_input_args;
+typedef void (*an_wino5_input_fn)(const an_wino5_input_args *args);
+
+/* Output, one output channel of a block of `count` tiles (the input's runs): tile t's m_xi is
+ * m[xi * position_stride + t]; A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 1] is applied first for each column j on
+ * m0 .. m5 = m[6 i + j], i = 0 .. 5:
+ *   s0 = ((m1 + m2) + (m3 + m4)) + m0,  s1 = ((m1 - m2) + 2 (m3 - m4)) + m5,
+ * then the same on each row r of s (m_j = s[r][j]), plus the bias (last), ReLU if asked (max(0, y), NaN and
+ * -0 kept as `y < 0 ? 0 : y` keeps them). Run k (tiles run_lane[k] .. + run_count[k] - 1, consecutive in one
+ * tile row) stores its tiles' outputs to out + run_offset[k]: tile u of the run at [r * out_stride + 2 u + c],
+ * only where r < run_rows[k] (1 or 2) and 2 u + c < run_width[k] (<= 2 run_count[k]). m is readable for
+ * the `nr` lanes of every position (nr >= count). */
+typedef struct an_wino5_output_args {
+    const float *m;
+    size_t position_stride, count, nr;
+    float bias;
+    int relu;
+    float *out;
+    size_t out_stride, runs;
+    const size_t *run_lane, *run_count, *run_offset, *run_rows, *run_width;
+} an_wino5_output_args;
+typedef void (*an_wino5_output_fn)(const an_wino5_output_args *args);
+
 /* out[i][o] = relu?(bias[o] + sum_k weight[o][k] * in[i][k]) for o in [row_begin, row_end), i < batch.
  * weight is the model's row-major [out_features][in_features] array. The sum for one (i, o) must not depend
  * on row_begin/row_end or on the batch, so that every split gives the same bits. */
@@ -204,6 +251,8 @@ typedef struct an_cpu_kernels {
     an_max_pool_argmax_fn max_pool_argmax_s2; /* may be NULL */
     an_gemm_indirect_split_fn gemm_indirect_split; /* may be NULL */
     an_fc_blocked_fn fc_blocked;                   /* may be NULL */
+    an_wino5_input_fn wino5_input;   /* may be NULL (with wino5_output) */
+    an_wino5_output_fn wino5_output; /* may be NULL (with wino5_input) */
 } an_cpu_kernels;
 
 /* Each is defined only where the build compiled the set (AN_HAVE_*_KERNELS = 1); the scalar set always is.
