@@ -75,6 +75,8 @@
  * AlexNet's 27 x 27 maps are 1568 tiles, 49 panels of 32 with none padded, and their bordered copies (2 to
  * 3 MB) stay in L3. */
 #define AN_WINO5_IMAGES 8
+/* F(2x2, 3x3) by blocks: images bordered per group. */
+#define AN_WINO3_BLOCK_IMAGES 8
 /* Largest GEMM NR the F(2x2, 5x5) driver supports (stack arrays of per-block tile data). */
 #define AN_WINO5_MAX_NR 64
 /* Output channels per output-transform task. */
@@ -116,7 +118,9 @@ void an_wino_geometry_init(an_wino_geometry *w, const an_conv_desc *d, const an_
     w->bordered_floats =
         an_round_up((size_t)d->in_channels * w->bordered_height * w->bordered_width + AN_WINO_PLANE_SLACK, 16);
     size_t images;
-    if (w->alpha == 6) {
+    w->blocked = w->alpha == 6 || (kernels->wino_block_input != NULL && kernels->wino_block_output != NULL &&
+                                   kernels->gemm_nr <= AN_WINO5_MAX_NR);
+    if (w->blocked) {
         /* per task: V of one tile block (36 positions x K x NR) and its GEMM results for one M panel
          * (36 x MR x NR) */
         /* one cache line more than the panel: positions K x NR floats apart (8 KB for K = 64, NR = 32) put
@@ -126,7 +130,8 @@ void an_wino_geometry_init(an_wino_geometry *w, const an_conv_desc *d, const an_
         w->task_floats = an_round_up(w->positions * w->v_position_floats, 16) +
                          an_round_up(w->positions * w->mr * w->nr, 16);
         w->threads = threads < 1 ? 1 : threads;
-        images = d->batch < AN_WINO5_IMAGES ? d->batch : AN_WINO5_IMAGES;
+        const size_t group = w->alpha == 6 ? AN_WINO5_IMAGES : AN_WINO3_BLOCK_IMAGES;
+        images = d->batch < group ? d->batch : group;
         w->group_images = images < 1 ? 1 : images;
         w->slot_floats = an_wino_slot_floats(w, w->group_images);
         return;
@@ -144,7 +149,7 @@ void an_wino_geometry_init(an_wino_geometry *w, const an_conv_desc *d, const an_
  * task's V block and M block). */
 size_t an_wino_slot_floats(const an_wino_geometry *w, size_t images)
 {
-    if (w->alpha == 6)
+    if (w->blocked)
         return images * w->bordered_floats + w->threads * w->task_floats;
     size_t n_panels = an_div_up(images * w->tiles, w->nr), n_padded = n_panels * w->nr;
     size_t v = w->groups * w->positions * n_panels * an_round_up(w->k * w->nr, 16);
@@ -243,8 +248,10 @@ typedef struct an_wino_job {
     size_t first_image, images;
     size_t n, n_panels, n_padded, v_panel_floats;
     size_t mc_panels, gemm_m_blocks, out_chunks;
-    float *tasks;            /* F(2x2, 5x5): the tasks' V and M blocks */
-    size_t blocks;           /* F(2x2, 5x5): tile blocks (of NR) of the group */
+    float *tasks;            /* block scheme: the tasks' V and M blocks */
+    size_t blocks;           /* block scheme: tile blocks (of NR) of the group */
+    an_wino5_input_fn block_input;   /* block scheme: the transforms of the filter size */
+    an_wino5_output_fn block_output;
     atomic_size_t next_block;
 } an_wino_job;
 
@@ -352,7 +359,7 @@ static void an_wino_output_task(void *context, size_t index)
  * 442 KB, M 55 KB); only the transformed weights stream (from L3), which the GEMM microkernel's compute per
  * A float (NR multiply-adds) hides. (The three-pass scheme of F(2x2, 3x3) writes V and M for all the group's
  * tiles: 2 MB and 6 MB an image for conv2, which made its transforms as slow as its GEMMs.) */
-static void an_wino5_block(an_wino_job *job, size_t block, float *v, float *mblock)
+static void an_wino_block(an_wino_job *job, size_t block, float *v, float *mblock)
 {
     const an_conv_desc *d = job->desc;
     const an_wino_geometry *w = &job->w;
@@ -394,7 +401,7 @@ static void an_wino5_block(an_wino_job *job, size_t block, float *v, float *mblo
                 .v = v + ic * nr,
                 .position_stride = w->v_position_floats,
             };
-            job->kernels->wino5_input(&in);
+            job->block_input(&in);
         }
         const float *a_group = job->packed + group * w->positions * w->m_panels * w->a_panel_floats;
         for (size_t ip = 0; ip < w->m_panels; ip++) {
@@ -426,7 +433,7 @@ static void an_wino5_block(an_wino_job *job, size_t block, float *v, float *mblo
                     .run_rows = run_rows,
                     .run_width = run_width,
                 };
-                job->kernels->wino5_output(&o);
+                job->block_output(&o);
             }
         }
     }
@@ -434,7 +441,7 @@ static void an_wino5_block(an_wino_job *job, size_t block, float *v, float *mblo
 
 /* One of `threads` tasks: tile blocks from the shared counter until none is left, in the task's own V and
  * M blocks. Each block's outputs are the same chains whichever task computes them. */
-static void an_wino5_task(void *context, size_t index)
+static void an_wino_block_task(void *context, size_t index)
 {
     an_wino_job *job = context;
     const an_wino_geometry *w = &job->w;
@@ -444,7 +451,7 @@ static void an_wino5_task(void *context, size_t index)
         const size_t block = atomic_fetch_add_explicit(&job->next_block, 1, memory_order_relaxed);
         if (block >= job->blocks)
             return;
-        an_wino5_block(job, block, v, mblock);
+        an_wino_block(job, block, v, mblock);
     }
 }
 
@@ -479,7 +486,9 @@ alexnet_status an_cpu_conv2d_winograd(an_backend_context *context, const an_conv
     job.mc_panels = an_div_up(w->m_panels, m_blocks);
     job.gemm_m_blocks = an_div_up(w->m_panels, job.mc_panels);
 
-    if (w->alpha == 6) {
+    if (w->blocked) {
+        job.block_input = w->alpha == 6 ? context->kernels->wino5_input : context->kernels->wino_block_input;
+        job.block_output = w->alpha == 6 ? context->kernels->wino5_output : context->kernels->wino_block_output;
         for (size_t first = 0; first < desc->batch; first += w->group_images) {
             job.first_image = first;
             job.images = an_min(w->group_images, desc->batch - first);
@@ -489,7 +498,7 @@ alexnet_status an_cpu_conv2d_winograd(an_backend_context *context, const an_conv
             job.tasks = job.bordered + job.images * w->bordered_floats;
             atomic_store_explicit(&job.next_block, 0, memory_order_relaxed);
             an_threadpool_run(context->pool, an_wino_border_task, &job, desc->in_channels);
-            an_threadpool_run(context->pool, an_wino5_task, &job, an_min(w->threads, job.blocks));
+            an_threadpool_run(context->pool, an_wino_block_task, &job, an_min(w->threads, job.blocks));
         }
         return ALEXNET_OK;
     }
