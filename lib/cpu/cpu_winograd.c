@@ -117,35 +117,49 @@ void an_wino_geometry_init(an_wino_geometry *w, const an_conv_desc *d, const an_
     w->bordered_width = 2 * w->tiles_w + w->alpha - 2;
     w->bordered_floats =
         an_round_up((size_t)d->in_channels * w->bordered_height * w->bordered_width + AN_WINO_PLANE_SLACK, 16);
-    size_t images;
-    w->blocked = w->alpha == 6 || (kernels->wino_block_input != NULL && kernels->wino_block_output != NULL &&
-                                   kernels->gemm_nr <= AN_WINO5_MAX_NR);
-    if (w->blocked) {
-        /* per task: V of one tile block (36 positions x K x NR) and its GEMM results for one M panel
-         * (36 x MR x NR) */
+    /* the block scheme where the table has the transforms (always for F(2x2, 5x5)) */
+    const int blocks = w->alpha == 6 || (kernels->wino_block_input != NULL && kernels->wino_block_output != NULL &&
+                                         kernels->gemm_nr <= AN_WINO5_MAX_NR);
+    w->threads = threads < 1 ? 1 : threads;
+    size_t block_images = 0, block_slot = 0;
+    if (blocks) {
+        /* per task: V of one tile block (positions x K x NR) and its GEMM results for one M panel
+         * (positions x MR x NR) */
         /* one cache line more than the panel: positions K x NR floats apart (8 KB for K = 64, NR = 32) put
          * the input transform's 36 stores of a tile chunk in one L1 set (torchvision's conv2, batch 16,
          * 1 thread: 24.4-24.9 ms with, 19.3-20.3 ms without) */
         w->v_position_floats = an_round_up(w->k * w->nr, 16) + 16;
         w->task_floats = an_round_up(w->positions * w->v_position_floats, 16) +
                          an_round_up(w->positions * w->mr * w->nr, 16);
-        w->threads = threads < 1 ? 1 : threads;
         const size_t group = w->alpha == 6 ? AN_WINO5_IMAGES : AN_WINO3_BLOCK_IMAGES;
-        images = d->batch < group ? d->batch : group;
-        w->group_images = images < 1 ? 1 : images;
-        w->slot_floats = an_wino_slot_floats(w, w->group_images);
-        return;
+        block_images = d->batch < group ? d->batch : group;
+        block_images = block_images < 1 ? 1 : block_images;
+        w->blocked = 1;
+        block_slot = an_wino_slot_floats(w, block_images);
+        w->blocked = 0;
+        if (w->alpha == 6) {
+            w->blocked = 1;
+            w->group_images = block_images;
+            w->slot_floats = block_slot;
+            return;
+        }
     }
-    images = d->batch < AN_WINO_IMAGES ? d->batch : AN_WINO_IMAGES;
+    size_t images = d->batch < AN_WINO_IMAGES ? d->batch : AN_WINO_IMAGES;
     images = images < 1 ? 1 : images;
     while (images < d->batch && images * w->tiles < AN_WINO_TILES &&
            an_wino_slot_floats(w, images + 1) <= AN_WINO_GROW_FLOATS)
         images++;
-    w->group_images = images;
-    w->slot_floats = an_wino_slot_floats(w, images);
+    const size_t pass_slot = an_wino_slot_floats(w, images);
+    /* F(2x2, 3x3) takes blocks when they give every thread one: 13 x 13 maps are 49 tiles an image, so a
+     * single image is 2 blocks of 32 tiles, and more threads than blocks would idle where the three passes
+     * (16 positions x M blocks of GEMM tasks) keep them busy. Both give the same bits. The scratch covers
+     * either scheme, so that a smaller batch than prepared (which may switch) runs unprepared. */
+    w->blocked = blocks && an_div_up(block_images * w->tiles, w->nr) >= w->threads;
+    w->group_images = w->blocked ? block_images : images;
+    w->slot_floats = pass_slot > block_slot ? pass_slot : block_slot;
 }
 
-/* Scratch for a group of `images`: bordered images, V, M (F(2x2, 5x5): bordered images, then each
+/* Scratch for a group of `images`: bordered images, V, M (the block scheme: bordered images, then each
  * task's V block and M block). */
 size_t an_wino_slot_floats(const an_wino_geometry *w, size_t images)
 {
