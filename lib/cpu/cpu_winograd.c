@@ -11,14 +11,24 @@
  *
  * The 16 GEMMs use the ISA's convolution microkernel unchanged: U_xi is packed at weights_create in the same
  * MR-row panels (with zero biases; the bias is added after the output transform), V_xi is written by the
- * input transform straight into NR-column panels. Per call, images go in groups of AN_WINO_IMAGES (more on
- * small maps, up to AN_WINO_TILES tiles) so that one GEMM's N (tiles of the group) fills the panels; for each group three parallel passes run:
- * input transform (tasks = input channels, every image of the group in each), the GEMMs (tasks = group x
- * xi x block of M panels), output transform with bias and ReLU (tasks = image x output channel chunk). The
- * transforms are the ISA's wino_input / wino_output kernels. Each output element is computed by
- * the same sequence whatever the task split, so results do not depend on the thread count or the batch.
+ * input transform straight into NR-column panels. Where the kernel table has wino_block_input /
+ * wino_block_output and the call has at least a block of NR tiles per thread, 3x3 layers run F(2x2, 5x5)'s
+ * block scheme (below): V and M of the three passes go through L3 (0.6-1.2 MB of V and 0.8-1.2 MB of M an
+ * image on AlexNet's 13x13 layers), which put the transforms at about 60% of the GEMMs' time; blocks made
+ * conv3-5 about 1.4x faster at batch 64, 3-10% at batch 1 (docs/PERFORMANCE.md). The three passes stay for
+ * tables without those entries (NEON) and for fewer blocks than threads (one 13x13 image is 2 blocks of 32
+ * tiles), where their 16 positions x M blocks of GEMM tasks keep every thread busy; both give the same bits
+ * (the same per-tile formulas, K blocking and bias last). The three passes: per call, images go in groups
+ * of AN_WINO_IMAGES (more on small maps, up to AN_WINO_TILES tiles) so that one GEMM's N (tiles of the
+ * group) fills the panels; for each group three parallel passes run: input transform (tasks = input
+ * channels, every image of the group in each), the GEMMs (tasks = group x xi x block of M panels), output
+ * transform with bias and ReLU (tasks = image x output channel chunk). The transforms are the ISA's
+ * wino_input / wino_output kernels. Each output element is computed by the same sequence whatever the task
+ * split or scheme, so results do not depend on the thread count or the batch.
  *
- * Scratch (one slot): the group's bordered images, V (16 x K x N), and M (16 x M x N).
+ * Scratch (one slot): the group's bordered images, V (16 x K x N), and M (16 x M x N); for a 3x3 layer with
+ * block transforms, the larger of that and the block scheme's, so that a smaller batch than prepared can
+ * switch schemes without preparing again.
  *
  * 5x5 stride-1 convolutions (conv2 of every AlexNet: 27x27 maps) use F(2x2, 5x5) where the kernel table has
  * its transforms (wino5_input / wino5_output; NULL keeps them on cpu_conv.c's GEMM, as on NEON): 6x6
@@ -28,10 +38,10 @@
  * a group are 2 MB and 6 MB an image (torchvision's conv2), and writing them to L3 and reading them back
  * made the two transforms as slow as the GEMMs (batch 16, 1 thread: input 8.0 and output 6.7 ms against
  * 15.1 ms). Instead one pass runs blocks of NR tiles (across
- * tile rows and images), each in its task's own scratch (an_wino5_block): V of the block (36 B panels,
+ * tile rows and images), each in its task's own scratch (an_wino_block): V of the block (36 B panels,
  * 300-450 KB), then per M panel its 36 GEMMs and at once their output transform, from a 36 x MR x NR block
  * of M (55 KB) that never leaves L1/L2. Only the transformed weights stream from L3, hidden behind the
- * NR multiply-adds the microkernel does per weight. (F(2x2, 3x3) keeps its passes: untried with blocks.)
+ * NR multiply-adds the microkernel does per weight. The same driver runs F(2x2, 3x3) by blocks (above).
  * Derivation (Toom-Cook, as Lavin & Gray): the 1-D F(2, 5) y_i = sum_k g_k d_{i+k} (i < 2, k < 5) is the
  * product of polynomials of degree 1 and 4 evaluated at alpha = 6 points, here 0, 1, -1, 2, -2 and
  * infinity: A^T holds the powers a^i of the points (the point at infinity contributes only to the top
@@ -77,7 +87,7 @@
 #define AN_WINO5_IMAGES 8
 /* F(2x2, 3x3) by blocks: images bordered per group. */
 #define AN_WINO3_BLOCK_IMAGES 8
-/* Largest GEMM NR the F(2x2, 5x5) driver supports (stack arrays of per-block tile data). */
+/* Largest GEMM NR the block driver supports (stack arrays of per-block tile data). */
 #define AN_WINO5_MAX_NR 64
 /* Output channels per output-transform task. */
 #define AN_WINO_OUT_CHUNK 16
@@ -366,13 +376,14 @@ static void an_wino_output_task(void *context, size_t index)
     }
 }
 
-/* F(2x2, 5x5), one block of NR tiles (tiles [b NR, b NR + count) of the group, across tile rows and
- * images): for each group, the input transform of every input channel into the block's V (36 B panels, in
- * this task's cache), then for each M panel its 36 GEMMs into a 36 x MR x NR block of M and at once the
- * output transform of those MR channels. Neither V nor M ever leaves the core's L2 (one-tower's conv2: V
- * 442 KB, M 55 KB); only the transformed weights stream (from L3), which the GEMM microkernel's compute per
- * A float (NR multiply-adds) hides. (The three-pass scheme of F(2x2, 3x3) writes V and M for all the group's
- * tiles: 2 MB and 6 MB an image for conv2, which made its transforms as slow as its GEMMs.) */
+/* The block scheme (F(2x2, 5x5); F(2x2, 3x3) with block transforms), one block of NR tiles (tiles [b NR, b NR
+ * + count) of the group, across tile rows and images): for each group, the input transform of every input
+ * channel into the block's V (`positions` B panels, in this task's cache), then for each M panel its GEMMs
+ * into a positions x MR x NR block of M and at once the output transform of those MR channels. Neither V nor
+ * M ever leaves the core's L2 (one-tower's conv2: V 442 KB, M 55 KB); only the transformed weights stream
+ * (from L3), which the GEMM microkernel's compute per A float (NR multiply-adds) hides. (The three-pass
+ * scheme of F(2x2, 3x3) writes V and M for all the group's tiles: 2 MB and 6 MB an image for conv2, which
+ * made its transforms as slow as its GEMMs.) */
 static void an_wino_block(an_wino_job *job, size_t block, float *v, float *mblock)
 {
     const an_conv_desc *d = job->desc;

@@ -1,6 +1,6 @@
 /* Vector exp and log for the AVX2 kernels (LRN's power, softmax), written for float accuracy of about an
- * ulp on the ranges those ops see; and the lane helpers the Winograd kernels share. Header-only: static inline, included by AVX2 kernel files only (they are
- * compiled with -mavx2 -mfma). */
+ * ulp on the ranges those ops see, and the lane helpers the Winograd kernels share. Header-only: static
+ * inline, included by AVX2 kernel files only (they are compiled with -mavx2 -mfma). */
 #ifndef AN_CPU_KERNELS_F32_MATH_AVX2_H
 #define AN_CPU_KERNELS_F32_MATH_AVX2_H
 
