@@ -139,8 +139,10 @@ typedef struct an_wino_geometry {
     size_t bordered_height, bordered_width, bordered_floats;
     size_t group_images;      /* images per group (cpu_winograd.c: AN_WINO_IMAGES, more on small maps) */
     size_t slot_floats;       /* scratch for a group of group_images images */
-    /* F(2x2, 5x5) only: tasks (the pool's concurrency), each with task_floats of scratch (its V block of
-     * 36 positions of v_position_floats, then its M block) */
+    /* The block scheme (F(2x2, 5x5), and F(2x2, 3x3) where the table has wino_block_input/output):
+     * tasks (the pool's concurrency), each with task_floats of scratch (its V block of `positions`
+     * positions of v_position_floats, then its M block) */
+    int blocked;
     size_t threads, task_floats, v_position_floats;
 } an_wino_geometry;
 

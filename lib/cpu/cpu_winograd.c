@@ -11,14 +11,24 @@
  *
  * The 16 GEMMs use the ISA's convolution microkernel unchanged: U_xi is packed at weights_create in the same
  * MR-row panels (with zero biases; the bias is added after the output transform), V_xi is written by the
- * input transform straight into NR-column panels. Per call, images go in groups of AN_WINO_IMAGES (more on
- * small maps, up to AN_WINO_TILES tiles) so that one GEMM's N (tiles of the group) fills the panels; for each group three parallel passes run:
- * input transform (tasks = input channels, every image of the group in each), the GEMMs (tasks = group x
- * xi x block of M panels), output transform with bias and ReLU (tasks = image x output channel chunk). The
- * transforms are the ISA's wino_input / wino_output kernels. Each output element is computed by
- * the same sequence whatever the task split, so results do not depend on the thread count or the batch.
+ * input transform straight into NR-column panels. Where the kernel table has wino_block_input /
+ * wino_block_output and the call has at least a block of NR tiles per thread, 3x3 layers run F(2x2, 5x5)'s
+ * block scheme (below): V and M of the three passes go through L3 (0.6-1.2 MB of V and 0.8-1.2 MB of M an
+ * image on AlexNet's 13x13 layers), which put the transforms at about 60% of the GEMMs' time; blocks made
+ * conv3-5 about 1.4x faster at batch 64, 3-10% at batch 1 (docs/PERFORMANCE.md). The three passes stay for
+ * tables without those entries (NEON) and for fewer blocks than threads (one 13x13 image is 2 blocks of 32
+ * tiles), where their 16 positions x M blocks of GEMM tasks keep every thread busy; both give the same bits
+ * (the same per-tile formulas, K blocking and bias last). The three passes: per call, images go in groups
+ * of AN_WINO_IMAGES (more on small maps, up to AN_WINO_TILES tiles) so that one GEMM's N (tiles of the
+ * group) fills the panels; for each group three parallel passes run: input transform (tasks = input
+ * channels, every image of the group in each), the GEMMs (tasks = group x xi x block of M panels), output
+ * transform with bias and ReLU (tasks = image x output channel chunk). The transforms are the ISA's
+ * wino_input / wino_output kernels. Each output element is computed by the same sequence whatever the task
+ * split or scheme, so results do not depend on the thread count or the batch.
  *
- * Scratch (one slot): the group's bordered images, V (16 x K x N), and M (16 x M x N).
+ * Scratch (one slot): the group's bordered images, V (16 x K x N), and M (16 x M x N); for a 3x3 layer with
+ * block transforms, the larger of that and the block scheme's, so that a smaller batch than prepared can
+ * switch schemes without preparing again.
  *
  * 5x5 stride-1 convolutions (conv2 of every AlexNet: 27x27 maps) use F(2x2, 5x5) where the kernel table has
  * its transforms (wino5_input / wino5_output; NULL keeps them on cpu_conv.c's GEMM, as on NEON): 6x6
@@ -28,10 +38,10 @@
  * a group are 2 MB and 6 MB an image (torchvision's conv2), and writing them to L3 and reading them back
  * made the two transforms as slow as the GEMMs (batch 16, 1 thread: input 8.0 and output 6.7 ms against
  * 15.1 ms). Instead one pass runs blocks of NR tiles (across
- * tile rows and images), each in its task's own scratch (an_wino5_block): V of the block (36 B panels,
+ * tile rows and images), each in its task's own scratch (an_wino_block): V of the block (36 B panels,
  * 300-450 KB), then per M panel its 36 GEMMs and at once their output transform, from a 36 x MR x NR block
  * of M (55 KB) that never leaves L1/L2. Only the transformed weights stream from L3, hidden behind the
- * NR multiply-adds the microkernel does per weight. (F(2x2, 3x3) keeps its passes: untried with blocks.)
+ * NR multiply-adds the microkernel does per weight. The same driver runs F(2x2, 3x3) by blocks (above).
  * Derivation (Toom-Cook, as Lavin & Gray): the 1-D F(2, 5) y_i = sum_k g_k d_{i+k} (i < 2, k < 5) is the
  * product of polynomials of degree 1 and 4 evaluated at alpha = 6 points, here 0, 1, -1, 2, -2 and
  * infinity: A^T holds the powers a^i of the points (the point at infinity contributes only to the top
@@ -75,7 +85,9 @@
  * AlexNet's 27 x 27 maps are 1568 tiles, 49 panels of 32 with none padded, and their bordered copies (2 to
  * 3 MB) stay in L3. */
 #define AN_WINO5_IMAGES 8
-/* Largest GEMM NR the F(2x2, 5x5) driver supports (stack arrays of per-block tile data). */
+/* F(2x2, 3x3) by blocks: images bordered per group. */
+#define AN_WINO3_BLOCK_IMAGES 8
+/* Largest GEMM NR the block driver supports (stack arrays of per-block tile data). */
 #define AN_WINO5_MAX_NR 64
 /* Output channels per output-transform task. */
 #define AN_WINO_OUT_CHUNK 16
@@ -115,36 +127,53 @@ void an_wino_geometry_init(an_wino_geometry *w, const an_conv_desc *d, const an_
     w->bordered_width = 2 * w->tiles_w + w->alpha - 2;
     w->bordered_floats =
         an_round_up((size_t)d->in_channels * w->bordered_height * w->bordered_width + AN_WINO_PLANE_SLACK, 16);
-    size_t images;
-    if (w->alpha == 6) {
-        /* per task: V of one tile block (36 positions x K x NR) and its GEMM results for one M panel
-         * (36 x MR x NR) */
+    /* the block scheme where the table has the transforms (always for F(2x2, 5x5)) */
+    const int blocks = w->alpha == 6 || (kernels->wino_block_input != NULL && kernels->wino_block_output != NULL &&
+                                         kernels->gemm_nr <= AN_WINO5_MAX_NR);
+    w->threads = threads < 1 ? 1 : threads;
+    size_t block_images = 0, block_slot = 0;
+    if (blocks) {
+        /* per task: V of one tile block (positions x K x NR) and its GEMM results for one M panel
+         * (positions x MR x NR) */
         /* one cache line more than the panel: positions K x NR floats apart (8 KB for K = 64, NR = 32) put
          * the input transform's 36 stores of a tile chunk in one L1 set (torchvision's conv2, batch 16,
          * 1 thread: 24.4-24.9 ms with, 19.3-20.3 ms without) */
         w->v_position_floats = an_round_up(w->k * w->nr, 16) + 16;
         w->task_floats = an_round_up(w->positions * w->v_position_floats, 16) +
                          an_round_up(w->positions * w->mr * w->nr, 16);
-        w->threads = threads < 1 ? 1 : threads;
-        images = d->batch < AN_WINO5_IMAGES ? d->batch : AN_WINO5_IMAGES;
-        w->group_images = images < 1 ? 1 : images;
-        w->slot_floats = an_wino_slot_floats(w, w->group_images);
-        return;
+        const size_t group = w->alpha == 6 ? AN_WINO5_IMAGES : AN_WINO3_BLOCK_IMAGES;
+        block_images = d->batch < group ? d->batch : group;
+        block_images = block_images < 1 ? 1 : block_images;
+        w->blocked = 1;
+        block_slot = an_wino_slot_floats(w, block_images);
+        w->blocked = 0;
+        if (w->alpha == 6) {
+            w->blocked = 1;
+            w->group_images = block_images;
+            w->slot_floats = block_slot;
+            return;
+        }
     }
-    images = d->batch < AN_WINO_IMAGES ? d->batch : AN_WINO_IMAGES;
+    size_t images = d->batch < AN_WINO_IMAGES ? d->batch : AN_WINO_IMAGES;
     images = images < 1 ? 1 : images;
     while (images < d->batch && images * w->tiles < AN_WINO_TILES &&
            an_wino_slot_floats(w, images + 1) <= AN_WINO_GROW_FLOATS)
         images++;
-    w->group_images = images;
-    w->slot_floats = an_wino_slot_floats(w, images);
+    const size_t pass_slot = an_wino_slot_floats(w, images);
+    /* F(2x2, 3x3) takes blocks when they give every thread one: 13 x 13 maps are 49 tiles an image, so a
+     * single image is 2 blocks of 32 tiles, and more threads than blocks would idle where the three passes
+     * (16 positions x M blocks of GEMM tasks) keep them busy. Both give the same bits. The scratch covers
+     * either scheme, so that a smaller batch than prepared (which may switch) runs unprepared. */
+    w->blocked = blocks && an_div_up(block_images * w->tiles, w->nr) >= w->threads;
+    w->group_images = w->blocked ? block_images : images;
+    w->slot_floats = pass_slot > block_slot ? pass_slot : block_slot;
 }
 
-/* Scratch for a group of `images`: bordered images, V, M (F(2x2, 5x5): bordered images, then each
+/* Scratch for a group of `images`: bordered images, V, M (the block scheme: bordered images, then each
  * task's V block and M block). */
 size_t an_wino_slot_floats(const an_wino_geometry *w, size_t images)
 {
-    if (w->alpha == 6)
+    if (w->blocked)
         return images * w->bordered_floats + w->threads * w->task_floats;
     size_t n_panels = an_div_up(images * w->tiles, w->nr), n_padded = n_panels * w->nr;
     size_t v = w->groups * w->positions * n_panels * an_round_up(w->k * w->nr, 16);
@@ -243,8 +272,10 @@ typedef struct an_wino_job {
     size_t first_image, images;
     size_t n, n_panels, n_padded, v_panel_floats;
     size_t mc_panels, gemm_m_blocks, out_chunks;
-    float *tasks;            /* F(2x2, 5x5): the tasks' V and M blocks */
-    size_t blocks;           /* F(2x2, 5x5): tile blocks (of NR) of the group */
+    float *tasks;            /* block scheme: the tasks' V and M blocks */
+    size_t blocks;           /* block scheme: tile blocks (of NR) of the group */
+    an_wino5_input_fn block_input;   /* block scheme: the transforms of the filter size */
+    an_wino5_output_fn block_output;
     atomic_size_t next_block;
 } an_wino_job;
 
@@ -345,14 +376,15 @@ static void an_wino_output_task(void *context, size_t index)
     }
 }
 
-/* F(2x2, 5x5), one block of NR tiles (tiles [b NR, b NR + count) of the group, across tile rows and
- * images): for each group, the input transform of every input channel into the block's V (36 B panels, in
- * this task's cache), then for each M panel its 36 GEMMs into a 36 x MR x NR block of M and at once the
- * output transform of those MR channels. Neither V nor M ever leaves the core's L2 (one-tower's conv2: V
- * 442 KB, M 55 KB); only the transformed weights stream (from L3), which the GEMM microkernel's compute per
- * A float (NR multiply-adds) hides. (The three-pass scheme of F(2x2, 3x3) writes V and M for all the group's
- * tiles: 2 MB and 6 MB an image for conv2, which made its transforms as slow as its GEMMs.) */
-static void an_wino5_block(an_wino_job *job, size_t block, float *v, float *mblock)
+/* The block scheme (F(2x2, 5x5); F(2x2, 3x3) with block transforms), one block of NR tiles (tiles [b NR, b NR
+ * + count) of the group, across tile rows and images): for each group, the input transform of every input
+ * channel into the block's V (`positions` B panels, in this task's cache), then for each M panel its GEMMs
+ * into a positions x MR x NR block of M and at once the output transform of those MR channels. Neither V nor
+ * M ever leaves the core's L2 (one-tower's conv2: V 442 KB, M 55 KB); only the transformed weights stream
+ * (from L3), which the GEMM microkernel's compute per A float (NR multiply-adds) hides. (The three-pass
+ * scheme of F(2x2, 3x3) writes V and M for all the group's tiles: 2 MB and 6 MB an image for conv2, which
+ * made its transforms as slow as its GEMMs.) */
+static void an_wino_block(an_wino_job *job, size_t block, float *v, float *mblock)
 {
     const an_conv_desc *d = job->desc;
     const an_wino_geometry *w = &job->w;
@@ -394,7 +426,7 @@ static void an_wino5_block(an_wino_job *job, size_t block, float *v, float *mblo
                 .v = v + ic * nr,
                 .position_stride = w->v_position_floats,
             };
-            job->kernels->wino5_input(&in);
+            job->block_input(&in);
         }
         const float *a_group = job->packed + group * w->positions * w->m_panels * w->a_panel_floats;
         for (size_t ip = 0; ip < w->m_panels; ip++) {
@@ -426,7 +458,7 @@ static void an_wino5_block(an_wino_job *job, size_t block, float *v, float *mblo
                     .run_rows = run_rows,
                     .run_width = run_width,
                 };
-                job->kernels->wino5_output(&o);
+                job->block_output(&o);
             }
         }
     }
@@ -434,7 +466,7 @@ static void an_wino5_block(an_wino_job *job, size_t block, float *v, float *mblo
 
 /* One of `threads` tasks: tile blocks from the shared counter until none is left, in the task's own V and
  * M blocks. Each block's outputs are the same chains whichever task computes them. */
-static void an_wino5_task(void *context, size_t index)
+static void an_wino_block_task(void *context, size_t index)
 {
     an_wino_job *job = context;
     const an_wino_geometry *w = &job->w;
@@ -444,7 +476,7 @@ static void an_wino5_task(void *context, size_t index)
         const size_t block = atomic_fetch_add_explicit(&job->next_block, 1, memory_order_relaxed);
         if (block >= job->blocks)
             return;
-        an_wino5_block(job, block, v, mblock);
+        an_wino_block(job, block, v, mblock);
     }
 }
 
@@ -479,7 +511,9 @@ alexnet_status an_cpu_conv2d_winograd(an_backend_context *context, const an_conv
     job.mc_panels = an_div_up(w->m_panels, m_blocks);
     job.gemm_m_blocks = an_div_up(w->m_panels, job.mc_panels);
 
-    if (w->alpha == 6) {
+    if (w->blocked) {
+        job.block_input = w->alpha == 6 ? context->kernels->wino5_input : context->kernels->wino_block_input;
+        job.block_output = w->alpha == 6 ? context->kernels->wino5_output : context->kernels->wino_block_output;
         for (size_t first = 0; first < desc->batch; first += w->group_images) {
             job.first_image = first;
             job.images = an_min(w->group_images, desc->batch - first);
@@ -489,7 +523,7 @@ alexnet_status an_cpu_conv2d_winograd(an_backend_context *context, const an_conv
             job.tasks = job.bordered + job.images * w->bordered_floats;
             atomic_store_explicit(&job.next_block, 0, memory_order_relaxed);
             an_threadpool_run(context->pool, an_wino_border_task, &job, desc->in_channels);
-            an_threadpool_run(context->pool, an_wino5_task, &job, an_min(w->threads, job.blocks));
+            an_threadpool_run(context->pool, an_wino_block_task, &job, an_min(w->threads, job.blocks));
         }
         return ALEXNET_OK;
     }

@@ -423,13 +423,12 @@ END_TEST
  * exact, so the table's transforms must give the portable ones' bits too. Blocks of up to NR tiles start
  * anywhere in a tile row and wrap rows and images, as the driver's do; whatever a kernel writes in
  * between, only the specified floats may differ from the sentinel at the end. */
-START_TEST(winograd5_transforms_match_portable_ones)
+/* A table's block transforms (positions 36: F(2x2, 5x5), 16: F(2x2, 3x3)) against the portable ones, bit
+ * for bit, on random blocks of random tile grids. */
+static void check_block_transforms(const char *name, size_t positions, an_wino5_input_fn input,
+                                   an_wino5_output_fn output, an_wino5_input_fn portable_input,
+                                   an_wino5_output_fn portable_output)
 {
-    if (kernels->wino5_input == NULL || kernels->wino5_output == NULL) {
-        ck_assert_msg(kernels->wino5_input == NULL && kernels->wino5_output == NULL,
-                      "wino5_input and wino5_output are set together or not at all");
-        return;
-    }
     const size_t nr = kernels->gemm_nr;
     for (int trial = 0; trial < 200; trial++) {
         const size_t th = rand_range(1, 15), tw = rand_range(1, 19), images = rand_range(1, 3);
@@ -446,7 +445,8 @@ START_TEST(winograd5_transforms_match_portable_ones)
             }
             run_count[runs - 1]++;
         }
-        const size_t position_stride = nr * rand_range(1, 3) + 8 * rand_range(0, 2), floats = 36 * position_stride;
+        const size_t position_stride = nr * rand_range(1, 3) + 8 * rand_range(0, 2);
+        const size_t floats = positions * position_stride;
         float *planes = random_floats(images * image_floats + AN_WINO_PLANE_SLACK, 190 + (uint64_t)trial);
         float *got = NULL, *want = NULL;
         ck_assert_int_eq(posix_memalign((void **)&got, 64, floats * sizeof *got), 0);
@@ -454,11 +454,11 @@ START_TEST(winograd5_transforms_match_portable_ones)
         for (size_t i = 0; i < floats; i++)
             got[i] = want[i] = 7.0f;
         an_wino5_input_args in = {planes, bw, block, nr, runs, run_lane, run_count, run_offset, got, position_stride};
-        kernels->wino5_input(&in);
+        input(&in);
         in.v = want;
-        an_f32_wino2x2k5_input_scalar(&in);
-        ck_assert_msg(memcmp(got, want, floats * sizeof *got) == 0, "wino5_input %zu tiles from %zu of %zux%zu x %zu",
-                      block, n0, th, tw, images);
+        portable_input(&in);
+        ck_assert_msg(memcmp(got, want, floats * sizeof *got) == 0, "%s input %zu tiles from %zu of %zux%zu x %zu",
+                      name, block, n0, th, tw, images);
 
         /* output: the same block's runs, written into a map of the tile rows' width with the last run's
          * rows and columns cut short at random (odd maps) */
@@ -470,19 +470,42 @@ START_TEST(winograd5_transforms_match_portable_ones)
             run_rows[r] = rand_range(1, 2);
             run_width[r] = 2 * run_count[r] - rand_range(0, 1);
         }
-        float *m = random_floats(36 * position_stride, 195 + (uint64_t)trial);
+        float *m = random_floats(positions * position_stride, 195 + (uint64_t)trial);
         float *out_got = malloc(out_floats * sizeof *out_got), *out_want = malloc(out_floats * sizeof *out_want);
         for (size_t i = 0; i < out_floats; i++)
             out_got[i] = out_want[i] = 7.0f;
         an_wino5_output_args o = {m,       position_stride, block,    nr,       -0.25f,  trial % 2, out_got,
                                   out_stride, runs,         run_lane, run_count, run_out, run_rows,  run_width};
-        kernels->wino5_output(&o);
+        output(&o);
         o.out = out_want;
-        an_f32_wino2x2k5_output_scalar(&o);
-        ck_assert_msg(memcmp(out_got, out_want, out_floats * sizeof *out_got) == 0, "wino5_output %zu tiles in %zu runs",
-                      block, runs);
+        portable_output(&o);
+        ck_assert_msg(memcmp(out_got, out_want, out_floats * sizeof *out_got) == 0, "%s output %zu tiles in %zu runs",
+                      name, block, runs);
         free(planes), free(got), free(want), free(m), free(out_got), free(out_want);
     }
+}
+
+START_TEST(winograd5_transforms_match_portable_ones)
+{
+    if (kernels->wino5_input == NULL || kernels->wino5_output == NULL) {
+        ck_assert_msg(kernels->wino5_input == NULL && kernels->wino5_output == NULL,
+                      "wino5_input and wino5_output are set together or not at all");
+        return;
+    }
+    check_block_transforms("wino5", 36, kernels->wino5_input, kernels->wino5_output, an_f32_wino2x2k5_input_scalar,
+                           an_f32_wino2x2k5_output_scalar);
+}
+END_TEST
+
+START_TEST(winograd_block_transforms_match_portable_ones)
+{
+    if (kernels->wino_block_input == NULL || kernels->wino_block_output == NULL) {
+        ck_assert_msg(kernels->wino_block_input == NULL && kernels->wino_block_output == NULL,
+                      "wino_block_input and wino_block_output are set together or not at all");
+        return;
+    }
+    check_block_transforms("wino_block", 16, kernels->wino_block_input, kernels->wino_block_output,
+                           an_f32_wino2x2_block_input_scalar, an_f32_wino2x2_block_output_scalar);
 }
 END_TEST
 
@@ -561,6 +584,37 @@ static void report_wino5_worst(const char *test)
                WINO5_TOLERANCE);
 }
 
+/* A conv op's packed weights, prepared scratch, and input (the batch's images) and output buffers. */
+static void conv_buffers(an_backend_context *context, const an_op_desc *op, const float *in, const float *w,
+                         const float *b, an_buffer **weights, an_buffer **in_buffer, an_buffer **out_buffer)
+{
+    const an_conv_desc *d = &op->u.conv;
+    *weights = NULL;
+    ck_assert_int_eq(an_cpu_simd_backend.weights_create(context, op, w, b, weights), ALEXNET_OK);
+    ck_assert_int_eq(an_cpu_simd_backend.prepare(context, op, 1), ALEXNET_OK);
+    *in_buffer = make_buffer(context, in, (size_t)d->batch * d->in_channels * d->in_height * d->in_width);
+    *out_buffer = make_buffer(context, NULL, (size_t)d->batch * d->out_channels * d->out_height * d->out_width);
+}
+
+/* The op run again with the table's block transforms removed (the three-pass F(2x2, 3x3) path, which
+ * prepares its own scratch) must give `got` bit for bit. */
+static void check_wino3_three_pass_bits(an_backend_context *context, const an_op_desc *op, an_buffer *in,
+                                        an_buffer *weights, an_buffer *out, const float *got, size_t out_n,
+                                        const char *what)
+{
+    an_cpu_kernels three_pass = *kernels;
+    three_pass.wino_block_input = NULL;
+    three_pass.wino_block_output = NULL;
+    context->kernels = &three_pass;
+    ck_assert_int_eq(an_cpu_simd_backend.prepare(context, op, 1), ALEXNET_OK);
+    ck_assert_int_eq(an_cpu_simd_backend.conv2d(context, &op->u.conv, in, weights, out), ALEXNET_OK);
+    float *old = malloc(out_n * sizeof *old);
+    ck_assert_int_eq(an_cpu_simd_backend.download(context, out, old, out_n), ALEXNET_OK);
+    ck_assert_msg(memcmp(old, got, out_n * sizeof *got) == 0, "3x3 blocks differ from the three passes (%s)", what);
+    context->kernels = kernels;
+    free(old);
+}
+
 static void check_conv(an_conv_desc d, uint32_t threads)
 {
     d.out_height = (d.in_height + 2 * d.padding - d.kernel_size) / d.stride + 1;
@@ -590,10 +644,8 @@ static void check_conv(an_conv_desc d, uint32_t threads)
 
     an_backend_context *context = make_context(threads);
     an_op_desc op = {.kind = AN_OP_CONV2D, .u.conv = d};
-    an_buffer *weights = NULL;
-    ck_assert_int_eq(an_cpu_simd_backend.weights_create(context, &op, w, b, &weights), ALEXNET_OK);
-    ck_assert_int_eq(an_cpu_simd_backend.prepare(context, &op, 1), ALEXNET_OK);
-    an_buffer *in_buffer = make_buffer(context, in, in_n), *out_buffer = make_buffer(context, NULL, out_n);
+    an_buffer *weights, *in_buffer, *out_buffer;
+    conv_buffers(context, &op, in, w, b, &weights, &in_buffer, &out_buffer);
     ck_assert_msg(an_cpu_simd_backend.conv2d(context, &d, in_buffer, weights, out_buffer) == ALEXNET_OK, "%s",
                   alexnet_last_error());
     ck_assert_int_eq(an_cpu_simd_backend.download(context, out_buffer, got, out_n), ALEXNET_OK);
@@ -619,6 +671,9 @@ static void check_conv(an_conv_desc d, uint32_t threads)
         context->kernels = kernels;
         free(packed_got);
     }
+    /* F(2x2, 3x3) by blocks gives the three-pass path's bits (the same chain for every element) */
+    if (d.kernel_size == 3 && an_conv_uses_winograd(&d, kernels) && kernels->wino_block_input != NULL)
+        check_wino3_three_pass_bits(context, &op, in_buffer, weights, out_buffer, got, out_n, what);
     /* a smaller batch than prepared runs without preparing again */
     if (d.batch > 1) {
         an_conv_desc one = d;
@@ -738,6 +793,42 @@ START_TEST(conv_alexnet_layer_shapes)
     report_wino5_worst("conv_alexnet_layer_shapes");
     check_conv((an_conv_desc){2, 96, 13, 13, 38, 0, 0, 3, 1, 1, 1, 1}, 2);
     check_conv((an_conv_desc){1, 96, 13, 13, 64, 0, 0, 3, 1, 1, 2, 1}, 1);
+}
+END_TEST
+
+/* conv3 .. conv5 of torchvision's and the one-tower net at their real sizes, batch 1 and 5, 1 .. 3 threads:
+ * F(2x2, 3x3) by blocks against the three-pass path, bit for bit (no float64 oracle: the shapes are large;
+ * conv_alexnet_layer_shapes checks the values at fewer channels). */
+START_TEST(conv_3x3_blocks_match_three_passes_on_alexnet_shapes)
+{
+    if (kernels->wino_block_input == NULL)
+        return;
+    static const unsigned shapes[][2] = {{192, 384}, {384, 256}, {256, 256}, {256, 384}, {384, 384}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        for (unsigned batch = 1; batch <= 5; batch += 4) {
+            an_conv_desc d = {batch, shapes[s][0], 13, 13, shapes[s][1], 13, 13, 3, 1, 1, 1, 1};
+            const uint32_t threads = (uint32_t)(1 + (s + batch) % 3);
+            size_t in_n = (size_t)batch * d.in_channels * 169, out_n = (size_t)batch * d.out_channels * 169;
+            float *in = random_floats(in_n, 300 + s), *w = random_floats((size_t)d.out_channels * d.in_channels * 9, 301);
+            float *b = random_floats(d.out_channels, 302), *got = malloc(out_n * sizeof *got);
+            for (size_t i = 0; i < in_n; i++)
+                in[i] = fabsf(in[i]); /* post-ReLU activations */
+            an_backend_context *context = make_context(threads);
+            an_op_desc op = {.kind = AN_OP_CONV2D, .u.conv = d};
+            an_buffer *weights, *in_buffer, *out_buffer;
+            conv_buffers(context, &op, in, w, b, &weights, &in_buffer, &out_buffer);
+            ck_assert_int_eq(an_cpu_simd_backend.conv2d(context, &d, in_buffer, weights, out_buffer), ALEXNET_OK);
+            ck_assert_int_eq(an_cpu_simd_backend.download(context, out_buffer, got, out_n), ALEXNET_OK);
+            char what[96];
+            snprintf(what, sizeof what, "n%u %u -> %u threads %u", batch, d.in_channels, d.out_channels, threads);
+            check_wino3_three_pass_bits(context, &op, in_buffer, weights, out_buffer, got, out_n, what);
+            an_cpu_simd_backend.buffer_destroy(context, in_buffer);
+            an_cpu_simd_backend.buffer_destroy(context, out_buffer);
+            an_cpu_simd_backend.buffer_destroy(context, weights);
+            an_cpu_simd_backend.context_destroy(context);
+            free(in), free(w), free(b), free(got);
+        }
+    }
 }
 END_TEST
 
@@ -1219,6 +1310,7 @@ int main(void)
     tcase_add_test(tc, im2col_panels_match_portable_packer);
     tcase_add_test(tc, winograd_transforms_match_portable_ones);
     tcase_add_test(tc, winograd5_transforms_match_portable_ones);
+    tcase_add_test(tc, winograd_block_transforms_match_portable_ones);
     tcase_add_test(tc, winograd5_transforms_are_the_documented_matrices);
     tcase_add_test(tc, conv_random_shapes);
     tcase_add_test(tc, conv_long_k_crosses_k_blocks);
@@ -1226,6 +1318,7 @@ int main(void)
     tcase_add_test(tc, conv_5x5_without_wino5_entries_uses_gemm);
     tcase_add_test(tc, conv_strided_wide_rows_direct_and_packed_panels);
     tcase_add_test(tc, conv_alexnet_layer_shapes);
+    tcase_add_test(tc, conv_3x3_blocks_match_three_passes_on_alexnet_shapes);
     tcase_add_test(tc, fc_random_shapes_and_row_splits);
     tcase_add_test(tc, fc_through_backend_threads);
     tcase_add_test(tc, max_pool_shapes_and_nan);

@@ -1,6 +1,6 @@
 /* Vector exp and log for the AVX2 kernels (LRN's power, softmax), written for float accuracy of about an
- * ulp on the ranges those ops see. Header-only: static inline, included by AVX2 kernel files only (they are
- * compiled with -mavx2 -mfma). */
+ * ulp on the ranges those ops see, and the lane helpers the Winograd kernels share. Header-only: static
+ * inline, included by AVX2 kernel files only (they are compiled with -mavx2 -mfma). */
 #ifndef AN_CPU_KERNELS_F32_MATH_AVX2_H
 #define AN_CPU_KERNELS_F32_MATH_AVX2_H
 
@@ -63,6 +63,35 @@ static const int an_avx2_tail_mask_table[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 
 static inline __m256i an_avx2_tail_mask(size_t count)
 {
     return _mm256_loadu_si256((const __m256i *)(const void *)(an_avx2_tail_mask_table + 8 - count));
+}
+
+/* Columns j and j + 1 of the patches of 8 consecutive Winograd tiles (2 floats apart) from the 16 floats at
+ * p: the even and the odd elements. */
+static inline void an_avx2_deinterleave_pairs(const float *p, __m256 *even, __m256 *odd)
+{
+    const __m256 lo = _mm256_loadu_ps(p), hi = _mm256_loadu_ps(p + 8);
+    /* within each 128-bit half: (lo0 lo2 hi0 hi2), then the 64-bit pieces back in order */
+    *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0x88)), 0xd8));
+    *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0xdd)), 0xd8));
+}
+
+/* Eight Winograd tiles' output row, their left (y0) and right (y1) columns interleaved: 16 floats at dst. */
+static inline void an_avx2_store_tile_pairs(float *dst, __m256 y0, __m256 y1)
+{
+    const __m256 lo = _mm256_unpacklo_ps(y0, y1), hi = _mm256_unpackhi_ps(y0, y1);
+    _mm256_storeu_ps(dst, _mm256_permute2f128_ps(lo, hi, 0x20));
+    _mm256_storeu_ps(dst + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+}
+
+/* n floats from src to dst: 8-float stores while they fit, then single floats (vmaskmovps stores are
+ * microcoded on AMD cores). */
+static inline void an_avx2_copy_floats(float *dst, const float *src, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_loadu_ps(src + i));
+    for (; i < n; i++)
+        dst[i] = src[i];
 }
 
 #endif

@@ -15,6 +15,67 @@
 #include "cpu/kernels/kernels-avx2.h"
 #include "cpu/kernels/kernels-scalar.h"
 
+/* (t0, t1, t2, t3) = B^T (d0, d1, d2, d3) in kernels.h's order, eight lanes at a time. */
+static inline void an_wino3_bt_avx2(__m256 d0, __m256 d1, __m256 d2, __m256 d3, __m256 t[4])
+{
+    t[0] = _mm256_sub_ps(d0, d2);
+    t[1] = _mm256_add_ps(d1, d2);
+    t[2] = _mm256_sub_ps(d2, d1);
+    t[3] = _mm256_sub_ps(d1, d3);
+}
+
+/* (s0, s1) = A^T (m0, m1, m2, m3) in kernels.h's order: ((m0 + m1) + m2, (m1 - m2) - m3). */
+static inline void an_wino3_at_avx2(__m256 m0, __m256 m1, __m256 m2, __m256 m3, __m256 *s0, __m256 *s1)
+{
+    *s0 = _mm256_add_ps(_mm256_add_ps(m0, m1), m2);
+    *s1 = _mm256_sub_ps(_mm256_sub_ps(m1, m2), m3);
+}
+
+/* V = B^T d B of eight tiles from their patch columns d[i][j], stored to dst + xi * ps (masked unless full). */
+static inline void an_wino3_input_avx2(__m256 d[4][4], float *dst, size_t ps, int full, __m256i mask)
+{
+    __m256 t[4][4];
+    for (int j = 0; j < 4; j++) {
+        __m256 r[4];
+        an_wino3_bt_avx2(d[0][j], d[1][j], d[2][j], d[3][j], r);
+        for (int i = 0; i < 4; i++)
+            t[i][j] = r[i];
+    }
+    for (int i = 0; i < 4; i++) {
+        __m256 r[4];
+        an_wino3_bt_avx2(t[i][0], t[i][1], t[i][2], t[i][3], r);
+        for (int j = 0; j < 4; j++) {
+            if (full)
+                _mm256_storeu_ps(dst + (size_t)(i * 4 + j) * ps, r[j]);
+            else
+                _mm256_maskstore_ps(dst + (size_t)(i * 4 + j) * ps, mask, r[j]);
+        }
+    }
+}
+
+/* The two output rows (y0: even columns, y1: odd ones) of eight tiles whose m_xi is m[xi * ps] (masked
+ * loads), plus the bias, ReLU if asked. */
+static inline void an_wino3_output_avx2(const float *m, size_t ps, __m256i mask, __m256 bias, int relu,
+                                        __m256 y[2][2])
+{
+    __m256 s[2][4];
+    for (int j = 0; j < 4; j++)
+        an_wino3_at_avx2(_mm256_maskload_ps(m + (size_t)(0 + j) * ps, mask),
+                         _mm256_maskload_ps(m + (size_t)(4 + j) * ps, mask),
+                         _mm256_maskload_ps(m + (size_t)(8 + j) * ps, mask),
+                         _mm256_maskload_ps(m + (size_t)(12 + j) * ps, mask), &s[0][j], &s[1][j]);
+    for (int r = 0; r < 2; r++) {
+        an_wino3_at_avx2(s[r][0], s[r][1], s[r][2], s[r][3], &y[r][0], &y[r][1]);
+        y[r][0] = _mm256_add_ps(y[r][0], bias);
+        y[r][1] = _mm256_add_ps(y[r][1], bias);
+        if (relu) {
+            /* max(0, x) keeps NaN and -0 as the portable `x < 0 ? 0 : x` does */
+            y[r][0] = _mm256_max_ps(_mm256_setzero_ps(), y[r][0]);
+            y[r][1] = _mm256_max_ps(_mm256_setzero_ps(), y[r][1]);
+        }
+    }
+}
+
 void an_f32_wino2x2_input_avx2(const an_wino_input_args *a)
 {
     const size_t bw = a->row_floats, tiles = a->tiles_h * a->tiles_w, total = a->images * tiles;
@@ -42,20 +103,7 @@ void an_f32_wino2x2_input_avx2(const an_wino_input_args *a)
                 for (int j = 0; j < 4; j++)
                     d[i][j] = _mm256_mask_i32gather_ps(_mm256_setzero_ps(), a->planes + (size_t)i * bw + (size_t)j,
                                                        index, mask, 4);
-            __m256 t[4][4];
-            for (int j = 0; j < 4; j++) {
-                t[0][j] = _mm256_sub_ps(d[0][j], d[2][j]);
-                t[1][j] = _mm256_add_ps(d[1][j], d[2][j]);
-                t[2][j] = _mm256_sub_ps(d[2][j], d[1][j]);
-                t[3][j] = _mm256_sub_ps(d[1][j], d[3][j]);
-            }
-            float *dst = a->v + p * a->panel_floats + q;
-            for (int i = 0; i < 4; i++) {
-                _mm256_store_ps(dst + (size_t)(i * 4 + 0) * ps, _mm256_sub_ps(t[i][0], t[i][2]));
-                _mm256_store_ps(dst + (size_t)(i * 4 + 1) * ps, _mm256_add_ps(t[i][1], t[i][2]));
-                _mm256_store_ps(dst + (size_t)(i * 4 + 2) * ps, _mm256_sub_ps(t[i][2], t[i][1]));
-                _mm256_store_ps(dst + (size_t)(i * 4 + 3) * ps, _mm256_sub_ps(t[i][1], t[i][3]));
-            }
+            an_wino3_input_avx2(d, a->v + p * a->panel_floats + q, ps, 1, _mm256_setzero_si256());
         }
     }
 }
@@ -79,32 +127,63 @@ static inline void an_store_pairs(float *dst, __m256 left, __m256 right, size_t 
 void an_f32_wino2x2_output_avx2(const an_wino_output_args *a)
 {
     const size_t ps = a->position_stride, oh = a->out_height, ow = a->out_width;
-    const __m256 bias = _mm256_set1_ps(a->bias), zero = _mm256_setzero_ps();
+    const __m256 bias = _mm256_set1_ps(a->bias);
     for (size_t ty = 0; ty < a->tiles_h; ty++) {
         for (size_t tx = 0; tx < a->tiles_w; tx += 8) {
             const size_t count = a->tiles_w - tx < 8 ? a->tiles_w - tx : 8;
             const __m256i mask = an_avx2_tail_mask(count);
             const float *m = a->m + a->first_tile + ty * a->tiles_w + tx;
-            __m256 s[2][4];
-            for (int j = 0; j < 4; j++) {
-                __m256 m0 = _mm256_maskload_ps(m + (size_t)(0 + j) * ps, mask);
-                __m256 m1 = _mm256_maskload_ps(m + (size_t)(4 + j) * ps, mask);
-                __m256 m2 = _mm256_maskload_ps(m + (size_t)(8 + j) * ps, mask);
-                __m256 m3 = _mm256_maskload_ps(m + (size_t)(12 + j) * ps, mask);
-                s[0][j] = _mm256_add_ps(_mm256_add_ps(m0, m1), m2);
-                s[1][j] = _mm256_sub_ps(_mm256_sub_ps(m1, m2), m3);
-            }
+            __m256 y[2][2];
+            an_wino3_output_avx2(m, ps, mask, bias, a->relu, y);
             const size_t width = ow - 2 * tx < 2 * count ? ow - 2 * tx : 2 * count;
-            for (size_t r = 0; r < 2 && 2 * ty + r < oh; r++) {
-                __m256 y0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s[r][0], s[r][1]), s[r][2]), bias);
-                __m256 y1 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s[r][1], s[r][2]), s[r][3]), bias);
-                if (a->relu) {
-                    /* max(0, x) keeps NaN and -0 as the portable `x < 0 ? 0 : x` does */
-                    y0 = _mm256_max_ps(zero, y0);
-                    y1 = _mm256_max_ps(zero, y1);
-                }
-                an_store_pairs(a->out + (2 * ty + r) * ow + 2 * tx, y0, y1, width);
-            }
+            for (size_t r = 0; r < 2 && 2 * ty + r < oh; r++)
+                an_store_pairs(a->out + (2 * ty + r) * ow + 2 * tx, y[r][0], y[r][1], width);
         }
     }
+}
+
+/* Block input (kernels.h): the lanes are up to 8 consecutive tiles of one run, whose patches start 2 floats
+ * apart, so each patch row is two unaligned 16-float loads split into even and odd elements instead of 16
+ * gathers (lanes past the run read up to 17 floats past the last patch's start, inside the row's successors
+ * or the plane's slack, and are overwritten by the next run or the zeroed padding lanes). */
+void an_f32_wino2x2_block_input_avx2(const an_wino5_input_args *a)
+{
+    const size_t bw = a->row_floats, ps = a->position_stride;
+    for (size_t run = 0; run < a->runs; run++) {
+        for (size_t u = 0; u < a->run_count[run]; u += 8) {
+            const size_t lanes = a->run_count[run] - u < 8 ? a->run_count[run] - u : 8;
+            const float *p = a->plane + a->run_offset[run] + 2 * u;
+            __m256 d[4][4];
+            for (int i = 0; i < 4; i++) {
+                an_avx2_deinterleave_pairs(p + (size_t)i * bw, &d[i][0], &d[i][1]);
+                an_avx2_deinterleave_pairs(p + (size_t)i * bw + 2, &d[i][2], &d[i][3]);
+            }
+            /* full 8-lane stores where the panel row has room (vmaskmovps stores are microcoded on AMD) */
+            const size_t lane = a->run_lane[run] + u;
+            an_wino3_input_avx2(d, a->v + lane, ps, lane + 8 <= a->nr, an_avx2_tail_mask(lanes));
+        }
+    }
+    for (size_t n = a->count; n < a->nr; n++)
+        for (size_t xi = 0; xi < 16; xi++)
+            a->v[xi * ps + n] = 0.0f;
+}
+
+/* Block output (kernels.h): 8 consecutive lanes of the block at a time, the two output rows of every tile
+ * staged for the block, then copied run by run (chunks split by runs would be 7-tile rows on 13 x 13 maps). */
+void an_f32_wino2x2_block_output_avx2(const an_wino5_output_args *a)
+{
+    const __m256 bias = _mm256_set1_ps(a->bias);
+    float rows[2][2 * 64 + 16];
+    for (size_t t = 0; t < a->count; t += 8) {
+        __m256 y[2][2];
+        an_wino3_output_avx2(a->m + t, a->position_stride, an_avx2_tail_mask(a->count - t < 8 ? a->count - t : 8),
+                             bias, a->relu, y);
+        /* tile t + l's two columns at 2 (t + l) and 2 (t + l) + 1 */
+        for (int r = 0; r < 2; r++)
+            an_avx2_store_tile_pairs(rows[r] + 2 * t, y[r][0], y[r][1]);
+    }
+    for (size_t run = 0; run < a->runs; run++)
+        for (size_t r = 0; r < a->run_rows[run]; r++)
+            an_avx2_copy_floats(a->out + a->run_offset[run] + r * a->out_stride, rows[r] + 2 * a->run_lane[run],
+                                a->run_width[run]);
 }

@@ -28,16 +28,6 @@ static inline void an_wino5_bt_avx2(const __m256 d[6], __m256 t[6])
     t[5] = _mm256_add_ps(_mm256_mul_ps(four, _mm256_sub_ps(d[1], d[3])), _mm256_sub_ps(d[5], d[3]));
 }
 
-/* Columns j and j + 1 of the patches of 8 consecutive tiles (2 floats apart) from the 16 floats at p:
- * the even and the odd elements. */
-static inline void an_wino5_deinterleave(const float *p, __m256 *even, __m256 *odd)
-{
-    const __m256 lo = _mm256_loadu_ps(p), hi = _mm256_loadu_ps(p + 8);
-    /* within each 128-bit half: (lo0 lo2 hi0 hi2), then the 64-bit pieces back in order */
-    *even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0x88)), 0xd8));
-    *odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0xdd)), 0xd8));
-}
-
 void an_f32_wino2x2k5_input_avx2(const an_wino5_input_args *a)
 {
     const size_t bw = a->row_floats, ps = a->position_stride;
@@ -52,9 +42,9 @@ void an_f32_wino2x2k5_input_avx2(const an_wino5_input_args *a)
             __m256 d[6][6];
             for (int i = 0; i < 6; i++) {
                 const float *row = p + (size_t)i * bw;
-                an_wino5_deinterleave(row, &d[i][0], &d[i][1]);
-                an_wino5_deinterleave(row + 2, &d[i][2], &d[i][3]);
-                an_wino5_deinterleave(row + 4, &d[i][4], &d[i][5]);
+                an_avx2_deinterleave_pairs(row, &d[i][0], &d[i][1]);
+                an_avx2_deinterleave_pairs(row + 2, &d[i][2], &d[i][3]);
+                an_avx2_deinterleave_pairs(row + 4, &d[i][4], &d[i][5]);
             }
             for (int j = 0; j < 6; j++) {
                 __m256 col[6], r[6];
@@ -96,17 +86,6 @@ static inline void an_wino5_at_avx2(const __m256 m[6], __m256 *s0, __m256 *s1)
                         m[5]);
 }
 
-/* n floats from src to dst: 8-float stores while they fit, then single floats (vmaskmovps stores are
- * microcoded on AMD cores). */
-static inline void an_wino5_copy(float *dst, const float *src, size_t n)
-{
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(dst + i, _mm256_loadu_ps(src + i));
-    for (; i < n; i++)
-        dst[i] = src[i];
-}
-
 void an_f32_wino2x2k5_output_avx2(const an_wino5_output_args *a)
 {
     const size_t ps = a->position_stride;
@@ -136,13 +115,11 @@ void an_f32_wino2x2k5_output_avx2(const an_wino5_output_args *a)
                 y1 = _mm256_max_ps(zero, y1);
             }
             /* tile t + l's two columns at 2 (t + l) and 2 (t + l) + 1 */
-            const __m256 lo = _mm256_unpacklo_ps(y0, y1), hi = _mm256_unpackhi_ps(y0, y1);
-            _mm256_storeu_ps(rows[r] + 2 * t, _mm256_permute2f128_ps(lo, hi, 0x20));
-            _mm256_storeu_ps(rows[r] + 2 * t + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+            an_avx2_store_tile_pairs(rows[r] + 2 * t, y0, y1);
         }
     }
     for (size_t run = 0; run < a->runs; run++)
         for (size_t r = 0; r < a->run_rows[run]; r++)
-            an_wino5_copy(a->out + a->run_offset[run] + r * a->out_stride, rows[r] + 2 * a->run_lane[run],
+            an_avx2_copy_floats(a->out + a->run_offset[run] + r * a->out_stride, rows[r] + 2 * a->run_lane[run],
                           a->run_width[run]);
 }

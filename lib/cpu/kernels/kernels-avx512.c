@@ -30,4 +30,6 @@ const an_cpu_kernels an_cpu_kernels_avx512 = {
     .fc_blocked = an_f32_fc_8x3_avx512_blocked,
     .wino5_input = an_f32_wino2x2k5_input_avx2,
     .wino5_output = an_f32_wino2x2k5_output_avx2,
+    .wino_block_input = an_f32_wino2x2_block_input_avx2,
+    .wino_block_output = an_f32_wino2x2_block_output_avx2,
 };

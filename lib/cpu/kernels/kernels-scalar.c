@@ -20,4 +20,6 @@ const an_cpu_kernels an_cpu_kernels_scalar = {
     .dot_tile = an_f32_dot_4x4_scalar,
     .wino5_input = an_f32_wino2x2k5_input_scalar,
     .wino5_output = an_f32_wino2x2k5_output_scalar,
+    .wino_block_input = an_f32_wino2x2_block_input_scalar,
+    .wino_block_output = an_f32_wino2x2_block_output_scalar,
 };

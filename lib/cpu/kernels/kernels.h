@@ -10,6 +10,7 @@
  *   wino_input  Winograd F(2x2, 3x3) input transform of one bordered channel plane (cpu_winograd.c);
  *   wino_output its output transform of one output channel, with bias and ReLU;
  *   wino5_input, wino5_output  optional: the same for Winograd F(2x2, 5x5) (5x5 stride-1 layers: conv2);
+ *   wino_block_input, wino_block_output  optional: F(2x2, 3x3)'s transforms on one block of tiles;
  *   fc          fully connected rows [row_begin, row_end) for every image of the batch;
  *   max_pool    max pooling of whole planes;
  *   lrn         local response normalisation of a channel range of one image;
@@ -171,6 +172,15 @@ typedef struct an_wino5_output_args {
 } an_wino5_output_args;
 typedef void (*an_wino5_output_fn)(const an_wino5_output_args *args);
 
+/* Winograd F(2x2, 3x3) on one block of at most NR tiles, with F(2x2, 5x5)'s arguments and block layout
+ * (above: runs, lanes, position_stride, zeroed lanes count .. nr - 1, plane slack), so that 3x3 layers run
+ * the same cache-resident block scheme (cpu_winograd.c). The arithmetic is wino_input's and wino_output's
+ * (4x4 patches, 16 positions xi = 4 i + j, the same formulas in the same order), so each tile's bits are
+ * those of the three-pass path. Optional: NULL in a table (both or neither) keeps 3x3 layers on the
+ * three-pass path with wino_input and wino_output. */
+typedef an_wino5_input_fn an_wino_block_input_fn;
+typedef an_wino5_output_fn an_wino_block_output_fn;
+
 /* out[i][o] = relu?(bias[o] + sum_k weight[o][k] * in[i][k]) for o in [row_begin, row_end), i < batch.
  * weight is the model's row-major [out_features][in_features] array. The sum for one (i, o) must not depend
  * on row_begin/row_end or on the batch, so that every split gives the same bits. */
@@ -253,6 +263,8 @@ typedef struct an_cpu_kernels {
     an_fc_blocked_fn fc_blocked;                   /* may be NULL */
     an_wino5_input_fn wino5_input;   /* may be NULL (with wino5_output) */
     an_wino5_output_fn wino5_output; /* may be NULL (with wino5_input) */
+    an_wino_block_input_fn wino_block_input;   /* may be NULL (with wino_block_output) */
+    an_wino_block_output_fn wino_block_output; /* may be NULL (with wino_block_input) */
 } an_cpu_kernels;
 
 /* Each is defined only where the build compiled the set (AN_HAVE_*_KERNELS = 1); the scalar set always is.
