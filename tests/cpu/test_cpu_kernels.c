@@ -731,7 +731,8 @@ START_TEST(conv_5x5_stride1_random_shapes)
         an_conv_desc d = {0};
         d.groups = rand_range(1, 2);
         d.batch = rand_range(1, 5);
-        d.in_channels = d.groups * rand_range(1, trial % 8 == 0 ? 70 : 12);
+        /* mostly enough input channels for Winograd (AN_WINO5_MIN_CHANNELS = 8 a group), some fewer (GEMM) */
+        d.in_channels = d.groups * (trial % 4 == 3 ? rand_range(1, 7) : rand_range(8, trial % 8 == 0 ? 70 : 16));
         d.out_channels = d.groups * rand_range(1, 29);
         d.kernel_size = 5;
         d.stride = 1;
@@ -746,7 +747,8 @@ START_TEST(conv_5x5_stride1_random_shapes)
 END_TEST
 
 /* A table without the F(2x2, 5x5) transforms keeps 5x5 convolutions on the GEMM path (weights, prepare and
- * the op agree), at the GEMM path's tolerance. */
+ * the op agree), at the GEMM path's tolerance; so does a layer with fewer than 8 input channels a group
+ * (a first layer on grey or RGB images), where the GEMM measured faster. */
 START_TEST(conv_5x5_without_wino5_entries_uses_gemm)
 {
     const an_cpu_kernels *saved = kernels;
@@ -754,12 +756,16 @@ START_TEST(conv_5x5_without_wino5_entries_uses_gemm)
     without.wino5_input = NULL;
     without.wino5_output = NULL;
     kernels = &without;
-    an_conv_desc d = {2, 12, 13, 11, 10, 0, 0, 5, 1, 2, 2, 1};
+    an_conv_desc d = {2, 24, 13, 11, 10, 0, 0, 5, 1, 2, 2, 1};
     ck_assert(!an_conv_uses_winograd(&d, &without));
     check_conv(d, 2);
     kernels = saved;
-    if (saved->wino5_input != NULL)
+    if (saved->wino5_input != NULL) {
         ck_assert(an_conv_uses_winograd(&d, saved));
+        an_conv_desc few = {3, 3, 17, 17, 10, 0, 0, 5, 1, 2, 1, 1}; /* RGB: 3 input channels */
+        ck_assert(!an_conv_uses_winograd(&few, saved));
+        check_conv(few, 2);
+    }
 }
 END_TEST
 
