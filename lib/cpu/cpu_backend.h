@@ -153,7 +153,6 @@ int an_conv_uses_winograd(const an_conv_desc *desc, const an_cpu_kernels *kernel
 /* threads: the pool's concurrency (the F(2x2, 5x5) scratch holds one block per task) */
 void an_wino_geometry_init(an_wino_geometry *w, const an_conv_desc *desc, const an_cpu_kernels *kernels,
                            size_t threads);
-size_t an_wino_slot_floats(const an_wino_geometry *w, size_t images);
 /* Floats of the transformed, packed weights (16 / 9 or 36 / 25 of the filters, padded to panels) plus the
  * biases. */
 size_t an_wino_packed_floats(const an_wino_geometry *w);

@@ -18,11 +18,13 @@
  * (stride x row_floats - out_width), so the same K addresses serve, with the lane where the row changes.
  * Packing is what conv1 cannot amortise: each packed float serves only 64 or 96 output channels (K = 363),
  * where conv2's serve 192 or 256, and it cost conv1 a fifth of its time.
- * At stride 1 (conv2's 5x5) the image is not bordered once but copied kernel_size times, copy kx shifted
- * left by kx columns and cut to out_width columns a row: then tap (c, ky, kx) of pixel p = oy * out_width
- * + ox is float c * plane + ky * out_width + p of copy kx, so every panel (the last, partial one too) is
- * K row addresses read in place. The copies are 5 x the bordered image (1 MB for conv2), written once per
- * image, where conv2's im2col is 25 x (4.7 MB) and was written and read again for every image.
+ * At stride 1 (the layers Winograd does not take: conv2 on tables without the F(2x2, 5x5) transforms, as
+ * NEON's, and 5x5 layers with few input channels) the image is not bordered once but copied kernel_size
+ * times, copy kx shifted left by kx columns and cut to out_width columns a row: then tap (c, ky, kx) of
+ * pixel p = oy * out_width + ox is float c * plane + ky * out_width + p of copy kx, so every panel (the
+ * last, partial one too) is K row addresses read in place. The copies are 5 x the bordered image (1 MB for
+ * conv2), written once per image, where conv2's im2col is 25 x (4.7 MB) and was written and read again for
+ * every image.
  *
  * Cache blocking (an_conv_gemm_block): for each block of N panels whose kc x NC slice of B fits L2, for each
  * K block (kc, so that one kc x NR micro-panel of B stays in L1), for each block of M panels whose

@@ -85,7 +85,7 @@ void an_cpu_fully_connected(an_backend_context *context, const an_fc_desc *desc,
     const size_t scratch_floats = an_cpu_fc_scratch_floats(context, desc);
     if (scratch_floats > 0 && scratch_floats <= context->scratch_floats) {
         an_fc_block_job job = {context->kernels, desc, in, weight, bias, out, context->scratch,
-                               an_fc_part_floats(AN_FC_BLOCK_ROWS, desc->batch),
+                               scratch_floats / context->slot_count,
                                an_task_count(desc->out_features, AN_FC_BLOCK_ROWS), 0};
         atomic_init(&job.next_block, 0);
         an_threadpool_run(context->pool, an_fc_block_task, &job, context->slot_count);

@@ -92,7 +92,7 @@
 /* F(2x2, 3x3) by blocks: images bordered per group. */
 #define AN_WINO3_BLOCK_IMAGES 8
 /* Largest GEMM NR the block driver supports (stack arrays of per-block tile data). */
-#define AN_WINO5_MAX_NR 64
+#define AN_WINO_BLOCK_MAX_NR 64
 /* Output channels per output-transform task. */
 #define AN_WINO_OUT_CHUNK 16
 
@@ -103,11 +103,27 @@ int an_conv_uses_winograd(const an_conv_desc *d, const an_cpu_kernels *kernels)
     if (d->kernel_size == 3)
         return 1;
     if (d->kernel_size != 5 || kernels->wino5_input == NULL || kernels->wino5_output == NULL ||
-        kernels->gemm_nr > AN_WINO5_MAX_NR)
+        kernels->gemm_nr > AN_WINO_BLOCK_MAX_NR)
         return 0;
     /* the transforms cost per input and per output channel, the saving is per channel pair: with few input
      * channels (a first layer on grey or RGB images) the GEMM is faster */
     return d->in_channels / d->groups >= AN_WINO5_MIN_CHANNELS;
+}
+
+/* Scratch for a group of `images` in the block scheme: bordered images, then each task's V block and M
+ * block. */
+static size_t an_wino_block_slot_floats(const an_wino_geometry *w, size_t images)
+{
+    return images * w->bordered_floats + w->threads * w->task_floats;
+}
+
+/* ... and in the three passes: bordered images, V, M. */
+static size_t an_wino_pass_slot_floats(const an_wino_geometry *w, size_t images)
+{
+    size_t n_panels = an_div_up(images * w->tiles, w->nr), n_padded = n_panels * w->nr;
+    size_t v = w->groups * w->positions * n_panels * an_round_up(w->k * w->nr, 16);
+    size_t m = w->groups * w->positions * w->m * n_padded;
+    return images * w->bordered_floats + an_round_up(v, 16) + an_round_up(m, 16);
 }
 
 void an_wino_geometry_init(an_wino_geometry *w, const an_conv_desc *d, const an_cpu_kernels *kernels,
@@ -135,7 +151,7 @@ void an_wino_geometry_init(an_wino_geometry *w, const an_conv_desc *d, const an_
         an_round_up((size_t)d->in_channels * w->bordered_height * w->bordered_width + AN_WINO_PLANE_SLACK, 16);
     /* the block scheme where the table has the transforms (always for F(2x2, 5x5)) */
     const int blocks = w->alpha == 6 || (kernels->wino_block_input != NULL && kernels->wino_block_output != NULL &&
-                                         kernels->gemm_nr <= AN_WINO5_MAX_NR);
+                                         kernels->gemm_nr <= AN_WINO_BLOCK_MAX_NR);
     w->threads = threads < 1 ? 1 : threads;
     size_t block_images = 0, block_slot = 0;
     if (blocks) {
@@ -150,9 +166,7 @@ void an_wino_geometry_init(an_wino_geometry *w, const an_conv_desc *d, const an_
         const size_t group = w->alpha == 6 ? AN_WINO5_IMAGES : AN_WINO3_BLOCK_IMAGES;
         block_images = d->batch < group ? d->batch : group;
         block_images = block_images < 1 ? 1 : block_images;
-        w->blocked = 1;
-        block_slot = an_wino_slot_floats(w, block_images);
-        w->blocked = 0;
+        block_slot = an_wino_block_slot_floats(w, block_images);
         if (w->alpha == 6) {
             w->blocked = 1;
             w->group_images = block_images;
@@ -163,9 +177,9 @@ void an_wino_geometry_init(an_wino_geometry *w, const an_conv_desc *d, const an_
     size_t images = d->batch < AN_WINO_IMAGES ? d->batch : AN_WINO_IMAGES;
     images = images < 1 ? 1 : images;
     while (images < d->batch && images * w->tiles < AN_WINO_TILES &&
-           an_wino_slot_floats(w, images + 1) <= AN_WINO_GROW_FLOATS)
+           an_wino_pass_slot_floats(w, images + 1) <= AN_WINO_GROW_FLOATS)
         images++;
-    const size_t pass_slot = an_wino_slot_floats(w, images);
+    const size_t pass_slot = an_wino_pass_slot_floats(w, images);
     /* F(2x2, 3x3) takes blocks when they give every thread one: 13 x 13 maps are 49 tiles an image, so a
      * single image is 2 blocks of 32 tiles, and more threads than blocks would idle where the three passes
      * (16 positions x M blocks of GEMM tasks) keep them busy. Both give the same bits. The scratch covers
@@ -173,18 +187,6 @@ void an_wino_geometry_init(an_wino_geometry *w, const an_conv_desc *d, const an_
     w->blocked = blocks && an_div_up(block_images * w->tiles, w->nr) >= w->threads;
     w->group_images = w->blocked ? block_images : images;
     w->slot_floats = pass_slot > block_slot ? pass_slot : block_slot;
-}
-
-/* Scratch for a group of `images`: bordered images, V, M (the block scheme: bordered images, then each
- * task's V block and M block). */
-size_t an_wino_slot_floats(const an_wino_geometry *w, size_t images)
-{
-    if (w->blocked)
-        return images * w->bordered_floats + w->threads * w->task_floats;
-    size_t n_panels = an_div_up(images * w->tiles, w->nr), n_padded = n_panels * w->nr;
-    size_t v = w->groups * w->positions * n_panels * an_round_up(w->k * w->nr, 16);
-    size_t m = w->groups * w->positions * w->m * n_padded;
-    return images * w->bordered_floats + an_round_up(v, 16) + an_round_up(m, 16);
 }
 
 size_t an_wino_packed_floats(const an_wino_geometry *w)
@@ -280,8 +282,8 @@ typedef struct an_wino_job {
     size_t mc_panels, gemm_m_blocks, out_chunks;
     float *tasks;            /* block scheme: the tasks' V and M blocks */
     size_t blocks;           /* block scheme: tile blocks (of NR) of the group */
-    an_wino5_input_fn block_input;   /* block scheme: the transforms of the filter size */
-    an_wino5_output_fn block_output;
+    an_wino_block_input_fn block_input;   /* block scheme: the transforms of the filter size */
+    an_wino_block_output_fn block_output;
     atomic_size_t next_block;
 } an_wino_job;
 
@@ -398,11 +400,11 @@ static void an_wino_block(an_wino_job *job, size_t block, float *v, float *mbloc
     const size_t bh = w->bordered_height, bw = w->bordered_width, plane = (size_t)d->out_height * d->out_width;
     /* runs of the block's tiles along one tile row: first lane, length, and the offset of the first patch
      * in the group's bordered images */
-    size_t run_lane[AN_WINO5_MAX_NR], run_count[AN_WINO5_MAX_NR];
-    size_t run_offset[AN_WINO5_MAX_NR], runs = 0;
+    size_t run_lane[AN_WINO_BLOCK_MAX_NR], run_count[AN_WINO_BLOCK_MAX_NR];
+    size_t run_offset[AN_WINO_BLOCK_MAX_NR], runs = 0;
     /* and where its outputs go: offset from the output channel's plane in the group's first image, rows
      * and columns inside the map */
-    size_t run_out[AN_WINO5_MAX_NR], run_rows[AN_WINO5_MAX_NR], run_width[AN_WINO5_MAX_NR];
+    size_t run_out[AN_WINO_BLOCK_MAX_NR], run_rows[AN_WINO_BLOCK_MAX_NR], run_width[AN_WINO_BLOCK_MAX_NR];
     for (size_t t = 0; t < count; t++) {
         const size_t n = n0 + t, image = n / w->tiles, ty = n % w->tiles / w->tiles_w, tx = n % w->tiles_w;
         if (t == 0 || tx == 0) {
@@ -420,7 +422,7 @@ static void an_wino_block(an_wino_job *job, size_t block, float *v, float *mbloc
     const size_t m_position = w->mr * nr;
     for (size_t group = 0; group < w->groups; group++) {
         for (size_t ic = 0; ic < w->k; ic++) {
-            an_wino5_input_args in = {
+            an_wino_block_input_args in = {
                 .plane = job->bordered + (group * w->k + ic) * bh * bw,
                 .row_floats = bw,
                 .count = count,
@@ -448,7 +450,7 @@ static void an_wino_block(an_wino_job *job, size_t block, float *v, float *mbloc
             }
             for (size_t r = 0; r < rows; r++) {
                 const size_t oc = group * w->m + ip * w->mr + r;
-                an_wino5_output_args o = {
+                an_wino_block_output_args o = {
                     .m = mblock + r * nr,
                     .position_stride = m_position,
                     .count = count,

@@ -9,7 +9,7 @@
  *    core at once, so the poll never holds up the thread it waits for. Why poll at all: an inference is
  *    a few dozen runs with short serial gaps, and a worker that went to sleep in a gap costs the next run
  *    the wake-up of a halted vCPU (tens to hundreds of microseconds in a VM); measured on the 2-vCPU KVM
- *    guest, batch-1 convolutions at 2 threads took ~15% longer without it (docs/PERFORMANCE.md). After the
+ *    guest, batch-1 convolutions at 2 threads took ~10% longer without it (docs/PERFORMANCE.md). After the
  *    bound every thread sleeps: a library that is idle between inferences burns nothing;
  *  - tasks are claimed one index at a time from a shared counter, and the caller claims too, so a worker
  *    that the scheduler has not run yet simply gets nothing and the caller does its share;
@@ -33,10 +33,10 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>

@@ -146,7 +146,7 @@ void an_f32_wino2x2_output_avx2(const an_wino_output_args *a)
  * apart, so each patch row is two unaligned 16-float loads split into even and odd elements instead of 16
  * gathers (lanes past the run read up to 17 floats past the last patch's start, inside the row's successors
  * or the plane's slack, and are overwritten by the next run or the zeroed padding lanes). */
-void an_f32_wino2x2_block_input_avx2(const an_wino5_input_args *a)
+void an_f32_wino2x2_block_input_avx2(const an_wino_block_input_args *a)
 {
     const size_t bw = a->row_floats, ps = a->position_stride;
     for (size_t run = 0; run < a->runs; run++) {
@@ -170,7 +170,7 @@ void an_f32_wino2x2_block_input_avx2(const an_wino5_input_args *a)
 
 /* Block output (kernels.h): 8 consecutive lanes of the block at a time, the two output rows of every tile
  * staged for the block, then copied run by run (chunks split by runs would be 7-tile rows on 13 x 13 maps). */
-void an_f32_wino2x2_block_output_avx2(const an_wino5_output_args *a)
+void an_f32_wino2x2_block_output_avx2(const an_wino_block_output_args *a)
 {
     const __m256 bias = _mm256_set1_ps(a->bias);
     float rows[2][2 * 64 + 16];

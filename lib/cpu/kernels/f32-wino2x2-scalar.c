@@ -70,7 +70,7 @@ void an_f32_wino2x2_output_scalar(const an_wino_output_args *a)
     }
 }
 
-void an_f32_wino2x2_block_input_scalar(const an_wino5_input_args *a)
+void an_f32_wino2x2_block_input_scalar(const an_wino_block_input_args *a)
 {
     for (size_t run = 0; run < a->runs; run++)
         for (size_t u = 0; u < a->run_count[run]; u++)
@@ -81,7 +81,7 @@ void an_f32_wino2x2_block_input_scalar(const an_wino5_input_args *a)
             a->v[xi * a->position_stride + n] = 0.0f;
 }
 
-void an_f32_wino2x2_block_output_scalar(const an_wino5_output_args *a)
+void an_f32_wino2x2_block_output_scalar(const an_wino_block_output_args *a)
 {
     for (size_t run = 0; run < a->runs; run++) {
         for (size_t u = 0; u < a->run_count[run]; u++) {

@@ -28,7 +28,7 @@ static inline void an_wino5_bt_avx2(const __m256 d[6], __m256 t[6])
     t[5] = _mm256_add_ps(_mm256_mul_ps(four, _mm256_sub_ps(d[1], d[3])), _mm256_sub_ps(d[5], d[3]));
 }
 
-void an_f32_wino2x2k5_input_avx2(const an_wino5_input_args *a)
+void an_f32_wino2x2k5_input_avx2(const an_wino_block_input_args *a)
 {
     const size_t bw = a->row_floats, ps = a->position_stride;
     for (size_t run = 0; run < a->runs; run++) {
@@ -86,7 +86,7 @@ static inline void an_wino5_at_avx2(const __m256 m[6], __m256 *s0, __m256 *s1)
                         m[5]);
 }
 
-void an_f32_wino2x2k5_output_avx2(const an_wino5_output_args *a)
+void an_f32_wino2x2k5_output_avx2(const an_wino_block_output_args *a)
 {
     const size_t ps = a->position_stride;
     const __m256 bias = _mm256_set1_ps(a->bias), zero = _mm256_setzero_ps();

@@ -15,7 +15,7 @@ static inline void an_wino5_bt(const float d[6], float t[6])
     t[5] = 4.0f * (d[1] - d[3]) + (d[5] - d[3]);
 }
 
-void an_f32_wino2x2k5_input_scalar(const an_wino5_input_args *a)
+void an_f32_wino2x2k5_input_scalar(const an_wino_block_input_args *a)
 {
     const size_t bw = a->row_floats, ps = a->position_stride;
     for (size_t run = 0; run < a->runs; run++) {
@@ -51,7 +51,7 @@ static inline void an_wino5_at(const float m[6], float s[2])
     s[1] = ((m[1] - m[2]) + 2.0f * (m[3] - m[4])) + m[5];
 }
 
-void an_f32_wino2x2k5_output_scalar(const an_wino5_output_args *a)
+void an_f32_wino2x2k5_output_scalar(const an_wino_block_output_args *a)
 {
     const size_t ps = a->position_stride;
     for (size_t run = 0; run < a->runs; run++) {

@@ -12,10 +12,10 @@ void an_f32_gemm_6x16_avx2_indirect(size_t kc, const float *a, const float *cons
 void an_f32_im2col_avx2(const an_im2col_panel *panel, size_t nr, float *dst);
 void an_f32_wino2x2_input_avx2(const an_wino_input_args *args);
 void an_f32_wino2x2_output_avx2(const an_wino_output_args *args);
-void an_f32_wino2x2_block_input_avx2(const an_wino5_input_args *args);
-void an_f32_wino2x2_block_output_avx2(const an_wino5_output_args *args);
-void an_f32_wino2x2k5_input_avx2(const an_wino5_input_args *args);
-void an_f32_wino2x2k5_output_avx2(const an_wino5_output_args *args);
+void an_f32_wino2x2_block_input_avx2(const an_wino_block_input_args *args);
+void an_f32_wino2x2_block_output_avx2(const an_wino_block_output_args *args);
+void an_f32_wino2x2k5_input_avx2(const an_wino_block_input_args *args);
+void an_f32_wino2x2k5_output_avx2(const an_wino_block_output_args *args);
 void an_f32_fc_4x3_avx2(const an_fc_desc *desc, const float *in, const float *weight, const float *bias,
                         float *out, size_t row_begin, size_t row_end);
 void an_f32_maxpool_3x3s2_avx2(const an_pool_desc *desc, const float *in, float *out, size_t plane_begin,

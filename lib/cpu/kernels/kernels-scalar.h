@@ -12,10 +12,10 @@ void an_f32_gemm_4x8_scalar_indirect(size_t kc, const float *a, const float *con
 void an_f32_im2col_scalar(const an_im2col_panel *panel, size_t nr, float *dst);
 void an_f32_wino2x2_input_scalar(const an_wino_input_args *args);
 void an_f32_wino2x2_output_scalar(const an_wino_output_args *args);
-void an_f32_wino2x2_block_input_scalar(const an_wino5_input_args *args);
-void an_f32_wino2x2_block_output_scalar(const an_wino5_output_args *args);
-void an_f32_wino2x2k5_input_scalar(const an_wino5_input_args *args);
-void an_f32_wino2x2k5_output_scalar(const an_wino5_output_args *args);
+void an_f32_wino2x2_block_input_scalar(const an_wino_block_input_args *args);
+void an_f32_wino2x2_block_output_scalar(const an_wino_block_output_args *args);
+void an_f32_wino2x2k5_input_scalar(const an_wino_block_input_args *args);
+void an_f32_wino2x2k5_output_scalar(const an_wino_block_output_args *args);
 void an_f32_fc_4x1_scalar(const an_fc_desc *desc, const float *in, const float *weight, const float *bias,
                           float *out, size_t row_begin, size_t row_end);
 void an_f32_maxpool_scalar(const an_pool_desc *desc, const float *in, float *out, size_t plane_begin,

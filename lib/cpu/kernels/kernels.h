@@ -143,14 +143,14 @@ typedef void (*an_wino_output_fn)(const an_wino_output_args *args);
  * for lane t; lanes count <= t < nr get zeros. v and position_stride are multiples of 8 floats (32-byte
  * aligned). A kernel may read up to AN_WINO_PLANE_SLACK floats past a patch row's end (the driver's planes
  * have that slack after their last row). */
-typedef struct an_wino5_input_args {
+typedef struct an_wino_block_input_args {
     const float *plane;
     size_t row_floats, count, nr, runs;
     const size_t *run_lane, *run_count, *run_offset;
     float *v;
     size_t position_stride;
-} an_wino5_input_args;
-typedef void (*an_wino5_input_fn)(const an_wino5_input_args *args);
+} an_wino_block_input_args;
+typedef void (*an_wino_block_input_fn)(const an_wino_block_input_args *args);
 
 /* Output, one output channel of a block of `count` tiles (the input's runs): tile t's m_xi is
  * m[xi * position_stride + t]; A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 1] is applied first for each column j on
@@ -161,7 +161,7 @@ typedef void (*an_wino5_input_fn)(const an_wino5_input_args *args);
  * tile row) stores its tiles' outputs to out + run_offset[k]: tile u of the run at [r * out_stride + 2 u + c],
  * only where r < run_rows[k] (1 or 2) and 2 u + c < run_width[k] (<= 2 run_count[k]). m is readable for
  * the `nr` lanes of every position (nr >= count). */
-typedef struct an_wino5_output_args {
+typedef struct an_wino_block_output_args {
     const float *m;
     size_t position_stride, count, nr;
     float bias;
@@ -169,17 +169,16 @@ typedef struct an_wino5_output_args {
     float *out;
     size_t out_stride, runs;
     const size_t *run_lane, *run_count, *run_offset, *run_rows, *run_width;
-} an_wino5_output_args;
-typedef void (*an_wino5_output_fn)(const an_wino5_output_args *args);
+} an_wino_block_output_args;
+typedef void (*an_wino_block_output_fn)(const an_wino_block_output_args *args);
 
 /* Winograd F(2x2, 3x3) on one block of at most NR tiles, with F(2x2, 5x5)'s arguments and block layout
  * (above: runs, lanes, position_stride, zeroed lanes count .. nr - 1, plane slack), so that 3x3 layers run
  * the same cache-resident block scheme (cpu_winograd.c). The arithmetic is wino_input's and wino_output's
  * (4x4 patches, 16 positions xi = 4 i + j, the same formulas in the same order), so each tile's bits are
  * those of the three-pass path. Optional: NULL in a table (both or neither) keeps 3x3 layers on the
- * three-pass path with wino_input and wino_output. */
-typedef an_wino5_input_fn an_wino_block_input_fn;
-typedef an_wino5_output_fn an_wino_block_output_fn;
+ * three-pass path with wino_input and wino_output. The entries take an_wino_block_input_fn and
+ * an_wino_block_output_fn, as wino5_input and wino5_output do. */
 
 /* out[i][o] = relu?(bias[o] + sum_k weight[o][k] * in[i][k]) for o in [row_begin, row_end), i < batch.
  * weight is the model's row-major [out_features][in_features] array. The sum for one (i, o) must not depend
@@ -261,8 +260,8 @@ typedef struct an_cpu_kernels {
     an_max_pool_argmax_fn max_pool_argmax_s2; /* may be NULL */
     an_gemm_indirect_split_fn gemm_indirect_split; /* may be NULL */
     an_fc_blocked_fn fc_blocked;                   /* may be NULL */
-    an_wino5_input_fn wino5_input;   /* may be NULL (with wino5_output) */
-    an_wino5_output_fn wino5_output; /* may be NULL (with wino5_input) */
+    an_wino_block_input_fn wino5_input;   /* may be NULL (with wino5_output) */
+    an_wino_block_output_fn wino5_output; /* may be NULL (with wino5_input) */
     an_wino_block_input_fn wino_block_input;   /* may be NULL (with wino_block_output) */
     an_wino_block_output_fn wino_block_output; /* may be NULL (with wino_block_input) */
 } an_cpu_kernels;
